@@ -779,14 +779,17 @@ impl Config {
         if let Some(v) = src.get("bind_host", "RINGRIFT_BIND_HOST", parse_bind_host)? {
             c.network.bind_host = v;
         }
-        c.network.advertise_host =
-            match src.get("advertise_host", "RINGRIFT_ADVERTISE_HOST", parse_advertise_host)? {
-                Some(v) => v,
-                None => default_advertise_host(
-                    c.network.bind_host,
-                    !c.membership.seeds.is_empty() || !c.raft.voters.is_empty(),
-                ),
-            };
+        c.network.advertise_host = match src.get(
+            "advertise_host",
+            "RINGRIFT_ADVERTISE_HOST",
+            parse_advertise_host,
+        )? {
+            Some(v) => v,
+            None => default_advertise_host(
+                c.network.bind_host,
+                !c.membership.seeds.is_empty() || !c.raft.voters.is_empty(),
+            ),
+        };
 
         c.validate()?;
         Ok(c)
@@ -997,7 +1000,8 @@ impl Config {
 
     fn validate_raft_timing(&self) -> Result<()> {
         let r = &self.raft;
-        if r.snapshot_interval < MIN_SNAPSHOT_INTERVAL || r.snapshot_interval > MAX_SNAPSHOT_INTERVAL
+        if r.snapshot_interval < MIN_SNAPSHOT_INTERVAL
+            || r.snapshot_interval > MAX_SNAPSHOT_INTERVAL
         {
             return Err(Error::invalid_config(format!(
                 "RINGRIFT_RAFT_SNAPSHOT_INTERVAL (raft_snapshot_interval_ms)={:?}: must be between \
@@ -1467,7 +1471,8 @@ fn ip_from_text(text: &str) -> Option<IpAddr> {
 }
 
 fn parse_bind_host(raw: &Raw<'_>) -> Result<IpAddr> {
-    const EXPECTED: &str = "expected an IP address such as 0.0.0.0, 127.0.0.1 or :: (not a DNS name)";
+    const EXPECTED: &str =
+        "expected an IP address such as 0.0.0.0, 127.0.0.1 or :: (not a DNS name)";
     raw.text()
         .and_then(ip_from_text)
         .ok_or_else(|| raw.error(EXPECTED))
@@ -1555,9 +1560,9 @@ fn parse_voters(raw: &Raw<'_>) -> Result<Vec<Voter>> {
         _ => {
             let mut pairs = Vec::new();
             for entry in list_entries(raw, EXPECTED)? {
-                let (id, addr) = entry.split_once('=').ok_or_else(|| {
-                    raw.error(format!("entry {entry:?} has no '='; {EXPECTED}"))
-                })?;
+                let (id, addr) = entry
+                    .split_once('=')
+                    .ok_or_else(|| raw.error(format!("entry {entry:?} has no '='; {EXPECTED}")))?;
                 pairs.push((id.trim().to_string(), addr.trim().to_string()));
             }
             pairs
@@ -1769,7 +1774,7 @@ fn first_non_loopback_ipv4() -> Option<IpAddr> {
 
 /// A duration in milliseconds: an integer when whole, else a float.
 fn millis(d: Duration) -> Value {
-    if d.subsec_nanos() % 1_000_000 == 0 {
+    if d.subsec_nanos().is_multiple_of(1_000_000) {
         json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     } else {
         json!(d.as_secs_f64() * 1e3)
@@ -1915,17 +1920,29 @@ mod tests {
             c.validate().expect("preset validates");
             assert_eq!(c.preset, p);
         }
-        assert_eq!(Config::lan().membership.timing.probe_period, Duration::from_millis(500));
+        assert_eq!(
+            Config::lan().membership.timing.probe_period,
+            Duration::from_millis(500)
+        );
         let wan = Config::wan();
         assert_eq!(wan.membership.timing.probe_period, Duration::from_secs(5));
-        assert_eq!(wan.membership.timing.suspicion_timeout, Duration::from_secs(30));
+        assert_eq!(
+            wan.membership.timing.suspicion_timeout,
+            Duration::from_secs(30)
+        );
         assert_eq!(wan.membership.timing.gossip_fanout, 4);
         assert_eq!(wan.membership.timing.max_transmissions, 10);
         assert_eq!(wan.raft.heartbeat_interval, Duration::from_millis(100));
         assert_eq!(wan.raft.election_timeout_max, Duration::from_secs(1));
         let local = Config::local();
-        assert_eq!(local.membership.timing.probe_period, Duration::from_millis(200));
-        assert_eq!(local.membership.timing.announce_interval, Duration::from_secs(2));
+        assert_eq!(
+            local.membership.timing.probe_period,
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            local.membership.timing.announce_interval,
+            Duration::from_secs(2)
+        );
         assert_eq!(Config::default(), Config::lan());
         assert_eq!(Preset::Local.as_str(), "local");
         assert_eq!(MembershipMode::Hybrid.as_str(), "hybrid");
@@ -1947,7 +1964,10 @@ mod tests {
             ("RINGRIFT_BIND_HOST", "0.0.0.0"),
             ("RINGRIFT_ADVERTISE_HOST", "10.0.0.5"),
             ("RINGRIFT_CLUSTER_NAME", "prod.cluster_1"),
-            ("RINGRIFT_SWIM_SEEDS", " a.example:7947 , 10.0.0.2:7947,,[::1]:7000 "),
+            (
+                "RINGRIFT_SWIM_SEEDS",
+                " a.example:7947 , 10.0.0.2:7947,,[::1]:7000 ",
+            ),
             (
                 "RINGRIFT_RAFT_VOTERS",
                 "gpu-h100-1=10.0.0.5:9000, n2=10.0.0.2:9000,n3=host3:9000",
@@ -1968,12 +1988,21 @@ mod tests {
         // wan period 5 s -> 1 s: factor 0.2
         assert_eq!(c.membership.timing.probe_period, Duration::from_secs(1));
         assert_eq!(c.membership.timing.probe_rtt, Duration::from_millis(600));
-        assert_eq!(c.membership.timing.suspicion_timeout, Duration::from_secs(6));
-        assert_eq!(c.membership.timing.gossip_interval, Duration::from_millis(100));
+        assert_eq!(
+            c.membership.timing.suspicion_timeout,
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            c.membership.timing.gossip_interval,
+            Duration::from_millis(100)
+        );
         assert_eq!(c.membership.timing.gossip_fanout, 4);
         assert_eq!(c.raft.snapshot_interval, Duration::from_secs(300));
         assert_eq!(c.node_id, "gpu-h100-1");
-        assert_eq!(c.network.advertise_host, "10.0.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            c.network.advertise_host,
+            "10.0.0.5".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(c.cluster_name, "prod.cluster_1");
         assert_eq!(
             c.membership.seeds,
@@ -2000,7 +2029,10 @@ mod tests {
         let msg = err_env(&[("RINGRIFT_BIND_HOST", "localhost")]);
         assert_mentions(&msg, &["RINGRIFT_BIND_HOST", "\"localhost\"", "IP address"]);
         let msg = err_env(&[("RINGRIFT_ADVERTISE_HOST", "::1")]);
-        assert_mentions(&msg, &["RINGRIFT_ADVERTISE_HOST", "::1", "RINGRIFT_BIND_HOST"]);
+        assert_mentions(
+            &msg,
+            &["RINGRIFT_ADVERTISE_HOST", "::1", "RINGRIFT_BIND_HOST"],
+        );
     }
 
     #[test]
@@ -2015,8 +2047,11 @@ mod tests {
             assert!(!c.membership.swim_enabled, "{f:?}");
             assert!(!c.raft.enabled, "{f:?}");
         }
-        let c = load(&[("swim_enabled", json!(true)), ("raft_enabled", json!("on"))], &[])
-            .expect("explicit bools");
+        let c = load(
+            &[("swim_enabled", json!(true)), ("raft_enabled", json!("on"))],
+            &[],
+        )
+        .expect("explicit bools");
         assert!(c.membership.swim_enabled && c.raft.enabled);
         let c = load(&[("swim_enabled", json!(1))], &[]).expect("explicit 1");
         assert!(c.membership.swim_enabled);
@@ -2038,7 +2073,10 @@ mod tests {
         assert_eq!((c.membership.swim_port, c.raft.raft_port), (7000, 7001));
 
         let c = load(
-            &[("swim_bind_port", json!(7100)), ("raft_bind_port", json!("7101"))],
+            &[
+                ("swim_bind_port", json!(7100)),
+                ("raft_bind_port", json!("7101")),
+            ],
             &[("RINGRIFT_SWIM_PORT", "1"), ("RINGRIFT_RAFT_PORT", "2")],
         )
         .expect("explicit aliases beat env");
@@ -2056,9 +2094,17 @@ mod tests {
         ]);
         assert_mentions(
             &msg,
-            &["RINGRIFT_SWIM_PORT", "7200", "RINGRIFT_SWIM_BIND_PORT", "7300"],
+            &[
+                "RINGRIFT_SWIM_PORT",
+                "7200",
+                "RINGRIFT_SWIM_BIND_PORT",
+                "7300",
+            ],
         );
-        let msg = err(&[("raft_port", json!(1)), ("raft_bind_port", json!(2))], &[]);
+        let msg = err(
+            &[("raft_port", json!(1)), ("raft_bind_port", json!(2))],
+            &[],
+        );
         assert_mentions(&msg, &["raft_port=1", "raft_bind_port=2"]);
         // A bad alias value is reported under the alias's name.
         let msg = err_env(&[("RINGRIFT_RAFT_BIND_PORT", "x")]);
@@ -2134,7 +2180,8 @@ mod tests {
     #[test]
     fn keys_table_is_consistent() {
         for (key, var, default, meaning) in KEYS {
-            assert_eq!(format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()), *var);
+            let stem = key.strip_suffix("_ms").unwrap_or(key);
+            assert_eq!(format!("{ENV_PREFIX}{}", stem.to_ascii_uppercase()), *var);
             assert!(!default.is_empty() && !meaning.is_empty());
         }
         // Each key is accepted as explicit (null = not given).
@@ -2171,12 +2218,20 @@ mod tests {
         let msg = err_env(&[("RINGRIFT_MEMBERSHIP_MODE", "gossip")]);
         assert_mentions(
             &msg,
-            &["RINGRIFT_MEMBERSHIP_MODE", "\"gossip\"", "http, swim, hybrid"],
+            &[
+                "RINGRIFT_MEMBERSHIP_MODE",
+                "\"gossip\"",
+                "http, swim, hybrid",
+            ],
         );
         let msg = err_env(&[("RINGRIFT_CONSENSUS_MODE", "paxos")]);
         assert_mentions(
             &msg,
-            &["RINGRIFT_CONSENSUS_MODE", "\"paxos\"", "bully, raft, hybrid"],
+            &[
+                "RINGRIFT_CONSENSUS_MODE",
+                "\"paxos\"",
+                "bully, raft, hybrid",
+            ],
         );
         let msg = err_env(&[("RINGRIFT_PRESET", "moon")]);
         assert_mentions(&msg, &["RINGRIFT_PRESET", "\"moon\"", "lan, wan, local"]);
@@ -2190,7 +2245,7 @@ mod tests {
             ("host", "missing ':port'"),
             ("host:", "port is empty"),
             (":80", "host is empty"),
-            ("h:abc", "\\\"abc\\\" is not an integer"),
+            ("h:abc", "\"abc\" is not an integer"),
             ("h:0", "port 0"),
             ("h:70000", "not an integer 1-65535"),
             ("::1:80", "brackets"),
@@ -2218,7 +2273,10 @@ mod tests {
         assert_eq!(c.membership.seeds, vec![hp("a", 1), hp("b", 2)]);
         let c = load_env(&[("RINGRIFT_SWIM_SEEDS", " , ")]);
         assert!(c.membership.seeds.is_empty());
-        assert_eq!("[::1]:7947".parse::<HostPort>().expect("v6"), hp("::1", 7947));
+        assert_eq!(
+            "[::1]:7947".parse::<HostPort>().expect("v6"),
+            hp("::1", 7947)
+        );
         assert_eq!(hp("::1", 7947).to_string(), "[::1]:7947");
         assert_eq!(hp("node-1", 80).to_string(), "node-1:80");
         let e = "nope".parse::<HostPort>().expect_err("no port");
@@ -2273,7 +2331,12 @@ mod tests {
         let msg = err_env(&[("RINGRIFT_MEMBERSHIP_MODE", "swim")]);
         assert_mentions(
             &msg,
-            &["RINGRIFT_MEMBERSHIP_MODE", "\"swim\"", "RINGRIFT_SWIM_ENABLED", "false"],
+            &[
+                "RINGRIFT_MEMBERSHIP_MODE",
+                "\"swim\"",
+                "RINGRIFT_SWIM_ENABLED",
+                "false",
+            ],
         );
         let msg = err_env(&[
             ("RINGRIFT_CONSENSUS_MODE", "raft"),
@@ -2281,7 +2344,12 @@ mod tests {
         ]);
         assert_mentions(
             &msg,
-            &["RINGRIFT_CONSENSUS_MODE", "\"raft\"", "RINGRIFT_RAFT_ENABLED", "false"],
+            &[
+                "RINGRIFT_CONSENSUS_MODE",
+                "\"raft\"",
+                "RINGRIFT_RAFT_ENABLED",
+                "false",
+            ],
         );
         // Enabled: fine.
         let c = load_env(&[
@@ -2321,9 +2389,16 @@ mod tests {
         let msg = err(&[("cluster_key", json!("k"))], &[]);
         assert_mentions(&msg, &["cluster_key", "not implemented yet"]);
         // Empty is fine.
-        load(&[("cluster_key", json!(""))], &[("RINGRIFT_CLUSTER_KEY", "")]).expect("empty");
+        load(
+            &[("cluster_key", json!(""))],
+            &[("RINGRIFT_CLUSTER_KEY", "")],
+        )
+        .expect("empty");
         // Explicit does not hide a set environment key when the environment is used.
-        let msg = err(&[("cluster_key", json!(""))], &[("RINGRIFT_CLUSTER_KEY", "x")]);
+        let msg = err(
+            &[("cluster_key", json!(""))],
+            &[("RINGRIFT_CLUSTER_KEY", "x")],
+        );
         assert_mentions(&msg, &["RINGRIFT_CLUSTER_KEY"]);
     }
 
@@ -2355,7 +2430,10 @@ mod tests {
 
     #[test]
     fn port_conflict() {
-        let msg = err_env(&[("RINGRIFT_SWIM_PORT", "5000"), ("RINGRIFT_RAFT_PORT", "5000")]);
+        let msg = err_env(&[
+            ("RINGRIFT_SWIM_PORT", "5000"),
+            ("RINGRIFT_RAFT_PORT", "5000"),
+        ]);
         assert_mentions(&msg, &["RINGRIFT_SWIM_PORT", "RINGRIFT_RAFT_PORT", "5000"]);
     }
 
@@ -2401,7 +2479,11 @@ mod tests {
             let msg = err_env(&[("RINGRIFT_SWIM_GOSSIP_INTERVAL", bad)]);
             assert_mentions(
                 &msg,
-                &["RINGRIFT_SWIM_GOSSIP_INTERVAL", &format!("\"{bad}\""), "seconds"],
+                &[
+                    "RINGRIFT_SWIM_GOSSIP_INTERVAL",
+                    &format!("\"{bad}\""),
+                    "seconds",
+                ],
             );
         }
         let msg = err(&[("swim_gossip_interval_ms", json!(5))], &[]);
@@ -2415,7 +2497,10 @@ mod tests {
         let c = load(&[("raft_snapshot_interval_ms", json!("120000"))], &[]).expect("ms");
         assert_eq!(c.raft.snapshot_interval, Duration::from_secs(120));
         let msg = err_env(&[("RINGRIFT_RAFT_SNAPSHOT_INTERVAL", "0.5")]);
-        assert_mentions(&msg, &["RINGRIFT_RAFT_SNAPSHOT_INTERVAL", "\"0.5\"", "seconds"]);
+        assert_mentions(
+            &msg,
+            &["RINGRIFT_RAFT_SNAPSHOT_INTERVAL", "\"0.5\"", "seconds"],
+        );
         let msg = err(&[("raft_snapshot_interval_ms", json!(100_000_000))], &[]);
         assert_mentions(&msg, &["raft_snapshot_interval_ms=100000000", "86400000"]);
     }
@@ -2445,11 +2530,17 @@ mod tests {
     fn validate_catches_programmatic_changes() {
         let mut c = Config::lan();
         c.membership.timing.probe_rtt = Duration::from_millis(600);
-        assert_mentions(&c.validate().unwrap_err().to_string(), &["probe_rtt", "600ms"]);
+        assert_mentions(
+            &c.validate().unwrap_err().to_string(),
+            &["probe_rtt", "600ms"],
+        );
 
         let mut c = Config::lan();
         c.membership.timing.suspicion_timeout = Duration::from_millis(100);
-        assert_mentions(&c.validate().unwrap_err().to_string(), &["suspicion_timeout"]);
+        assert_mentions(
+            &c.validate().unwrap_err().to_string(),
+            &["suspicion_timeout"],
+        );
 
         let mut c = Config::lan();
         c.membership.timing.gossip_fanout = 0;
@@ -2464,7 +2555,10 @@ mod tests {
 
         let mut c = Config::lan();
         c.raft.heartbeat_interval = Duration::from_millis(75);
-        assert_mentions(&c.validate().unwrap_err().to_string(), &["heartbeat_interval", "75ms"]);
+        assert_mentions(
+            &c.validate().unwrap_err().to_string(),
+            &["heartbeat_interval", "75ms"],
+        );
 
         let mut c = Config::lan();
         c.network.advertise_host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -2488,11 +2582,17 @@ mod tests {
 
         let mut c = Config::lan();
         c.membership.seeds = vec![hp("", 1)];
-        assert_mentions(&c.validate().unwrap_err().to_string(), &["RINGRIFT_SWIM_SEEDS"]);
+        assert_mentions(
+            &c.validate().unwrap_err().to_string(),
+            &["RINGRIFT_SWIM_SEEDS"],
+        );
 
         let mut c = Config::lan();
         c.node_id = String::new();
-        assert_mentions(&c.validate().unwrap_err().to_string(), &["RINGRIFT_NODE_ID"]);
+        assert_mentions(
+            &c.validate().unwrap_err().to_string(),
+            &["RINGRIFT_NODE_ID"],
+        );
     }
 
     #[test]
@@ -2511,7 +2611,10 @@ mod tests {
         assert!(!c.network.advertise_host.is_unspecified());
 
         for bad in ["0.0.0.0", "::", "224.0.0.1", "example.com"] {
-            let msg = err_env(&[("RINGRIFT_ADVERTISE_HOST", bad), ("RINGRIFT_BIND_HOST", "::")]);
+            let msg = err_env(&[
+                ("RINGRIFT_ADVERTISE_HOST", bad),
+                ("RINGRIFT_BIND_HOST", "::"),
+            ]);
             assert_mentions(&msg, &["RINGRIFT_ADVERTISE_HOST", &format!("\"{bad}\"")]);
         }
     }
@@ -2552,8 +2655,15 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let ser = serde_json::to_string(&c.security).expect("serialize");
         assert_eq!(ser, r#"{"auth_token":"***"}"#);
-        assert_eq!(Config::lan().to_json()["security"]["auth_token"], Value::Null);
-        let c = load(&[("auth_token", json!(""))], &[("RINGRIFT_AUTH_TOKEN", "x")]).expect("ok");
+        assert_eq!(
+            Config::lan().to_json()["security"]["auth_token"],
+            Value::Null
+        );
+        let c = load(
+            &[("auth_token", json!(""))],
+            &[("RINGRIFT_AUTH_TOKEN", "x")],
+        )
+        .expect("ok");
         assert_eq!(c.security.auth_token, None); // explicit empty beats env
         let msg = err(&[("auth_token", json!(12345))], &[]);
         assert_mentions(&msg, &["auth_token", "number"]);
@@ -2572,9 +2682,15 @@ mod tests {
         assert_eq!(j["membership"]["mode"], json!("http"));
         assert_eq!(j["membership"]["timing"]["probe_period_ms"], json!(300));
         assert_eq!(j["membership"]["timing"]["probe_rtt_ms"], json!(120));
-        assert_eq!(j["membership"]["timing"]["announce_down_interval_ms"], json!(5000));
+        assert_eq!(
+            j["membership"]["timing"]["announce_down_interval_ms"],
+            json!(5000)
+        );
         assert_eq!(j["raft"]["snapshot_interval_ms"], json!(60000));
-        assert_eq!(j["raft"]["voters"][0], json!({"node_id": "a", "addr": "h:1"}));
+        assert_eq!(
+            j["raft"]["voters"][0],
+            json!({"node_id": "a", "addr": "h:1"})
+        );
         assert_eq!(j["network"]["swim_bind_addr"], json!("0.0.0.0:7947"));
         assert_eq!(j["storage"]["data_dir"], json!("./data"));
         assert_eq!(millis(Duration::from_micros(1500)), json!(1.5));

@@ -103,6 +103,12 @@ impl<T> SimNetwork<T> {
         self.crashed.insert(node);
     }
 
+    /// Lets a crashed address take part again (a restarted process on the same port). Timers
+    /// of the crashed process were already dropped when they came due.
+    pub fn revive(&mut self, node: SocketAddr) {
+        self.crashed.remove(&node);
+    }
+
     /// True when `node` was crashed.
     pub fn is_crashed(&self, node: SocketAddr) -> bool {
         self.crashed.contains(&node)
