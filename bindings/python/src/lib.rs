@@ -1,1 +1,185 @@
-//! placeholder
+//! `swimraft._native`: the PyO3 module under the pure-Python `swimraft` package.
+//!
+//! Conversion only: configuration and status cross as JSON text, errors map by
+//! [`ErrorKind`] to the exception classes defined in `swimraft/errors.py`, every blocking call
+//! releases the GIL, and one tokio runtime serves the whole process. The ergonomic API
+//! (keyword arguments, asyncio, callbacks) lives in Python.
+
+mod runtime;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use swimraft_core::coordinator::{Coordinator, Event};
+use swimraft_core::{Config, Error, ErrorKind};
+
+/// The Python exception class (in `swimraft.errors`) for an error kind.
+fn exception_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidConfig => "ConfigError",
+        ErrorKind::NotLeader => "NotLeaderError",
+        ErrorKind::Unavailable => "UnavailableError",
+        ErrorKind::Timeout => "TimeoutError",
+        ErrorKind::Storage => "StorageError",
+        ErrorKind::Shutdown => "ShutdownError",
+        ErrorKind::Backpressure => "BackpressureError",
+        ErrorKind::InvalidArgument => "InvalidArgumentError",
+        ErrorKind::Protocol
+        | ErrorKind::LockHeld
+        | ErrorKind::NotFound
+        | ErrorKind::Io => "SwimraftError",
+    }
+}
+
+/// Converts an engine error into the matching `swimraft.errors` exception.
+fn to_py(err: Error) -> PyErr {
+    Python::attach(|py| {
+        let class = py
+            .import("swimraft.errors")
+            .and_then(|m| m.getattr(exception_name(err.kind())))
+            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+        match class {
+            Ok(class) => PyErr::from_type(class, (err.message().to_string(), err.kind().name())),
+            Err(_) => PyRuntimeError::new_err(err.to_string()),
+        }
+    })
+}
+
+/// Resolves a configuration: `explicit_json` is an object of explicit keys; the environment
+/// is consulted when `use_env`. Returns the effective configuration as JSON text (secrets
+/// redacted) or raises `ConfigError`.
+#[pyfunction]
+#[pyo3(signature = (explicit_json, use_env=true))]
+fn resolve_config(explicit_json: &str, use_env: bool) -> PyResult<String> {
+    runtime::check_fork().map_err(to_py)?;
+    let config = Config::from_json(explicit_json, use_env).map_err(to_py)?;
+    Ok(config.to_json().to_string())
+}
+
+/// The engine's version.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// A coordinator owned by Python. All methods are safe to call from any thread.
+#[pyclass(frozen, module = "swimraft._native")]
+struct NativeCoordinator {
+    inner: Arc<Coordinator>,
+    events: Mutex<Option<Receiver<Event>>>,
+}
+
+#[pymethods]
+impl NativeCoordinator {
+    /// Builds a coordinator (no network): raises `ConfigError` on a bad configuration.
+    #[new]
+    #[pyo3(signature = (explicit_json, use_env=true))]
+    fn new(explicit_json: &str, use_env: bool) -> PyResult<Self> {
+        runtime::check_fork().map_err(to_py)?;
+        let config = Config::from_json(explicit_json, use_env).map_err(to_py)?;
+        let inner = Arc::new(Coordinator::new(config).map_err(to_py)?);
+        let events = inner.subscribe();
+        Ok(NativeCoordinator {
+            inner,
+            events: Mutex::new(Some(events)),
+        })
+    }
+
+    /// This node's id.
+    #[getter]
+    fn node_id(&self) -> String {
+        self.inner.node_id().to_string()
+    }
+
+    /// The effective configuration as JSON text (secrets redacted).
+    fn config_json(&self) -> String {
+        self.inner.config().to_json().to_string()
+    }
+
+    /// Starts the configured parts; blocks (without the GIL) until they run.
+    fn start(&self, py: Python<'_>) -> PyResult<bool> {
+        let rt = runtime::get().map_err(to_py)?;
+        let inner = self.inner.clone();
+        py.detach(move || rt.block_on(inner.start())).map_err(to_py)
+    }
+
+    /// Leaves the cluster and stops; blocks (without the GIL). Idempotent.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let rt = runtime::get().map_err(to_py)?;
+        let inner = self.inner.clone();
+        py.detach(move || rt.block_on(inner.stop()));
+        Ok(())
+    }
+
+    /// `running`, `created` or `stopped`.
+    fn lifecycle(&self) -> String {
+        serde_json::to_value(self.inner.lifecycle())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The status snapshot as JSON text (no network, no waiting on the engine).
+    fn status_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.status())
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// SWIM's member list as JSON text.
+    fn members_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.members())
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Alive and suspected peers (never this node).
+    fn alive_peers(&self) -> Vec<String> {
+        self.inner.alive_peers()
+    }
+
+    /// True when `node_id` is an alive or suspected peer.
+    fn is_peer_alive(&self, node_id: &str) -> bool {
+        self.inner.is_peer_alive(node_id)
+    }
+
+    /// Records an HTTP heartbeat from a peer (legacy membership view).
+    fn record_heartbeat(&self, node_id: &str) {
+        self.inner.record_heartbeat(node_id)
+    }
+
+    /// Waits up to `timeout_ms` (without the GIL) for events; returns them as JSON texts, an
+    /// empty list on timeout, or `None` once the event stream has ended.
+    fn next_events(&self, py: Python<'_>, timeout_ms: u64) -> Option<Vec<String>> {
+        let events = &self.events;
+        let batch = py.detach(|| {
+            // One reader at a time; the lock is taken without the GIL.
+            let guard = events.lock().ok()?;
+            let receiver = guard.as_ref()?;
+            let mut batch = Vec::new();
+            match receiver.recv_timeout(Duration::from_millis(timeout_ms)) {
+                Ok(first) => batch.push(first),
+                Err(RecvTimeoutError::Timeout) => return Some(batch),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+            batch.extend(receiver.try_iter().take(1023));
+            Some(batch)
+        })?;
+        Some(
+            batch
+                .iter()
+                .filter_map(|e| serde_json::to_string(e).ok())
+                .collect(),
+        )
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeCoordinator>()?;
+    m.add_function(wrap_pyfunction!(resolve_config, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+"""A membership node as a process: ``python -m swimraft.agent`` (or ``swimraft node``).
+
+Configured by ``RINGRIFT_*`` variables only. Prints JSON lines on stdout, flushed:
+
+* ``{"event": "ready", "node", "swim_addr", "probe_period_ms", "pid", "ts"}`` once started;
+* ``{"event": "alive"|"suspected"|"failed"|"left", "node", "ts"}`` per transition of another member;
+* ``{"event": "status", "alive": [...], "suspected": [...], "failed": [...], "left": [...], "ts"}``
+  every ``SWIMRAFT_AGENT_STATUS_INTERVAL`` seconds (default 1).
+
+SIGTERM or SIGINT leaves the cluster gracefully and exits 0. Used by the multi-process tests,
+the benchmark and ``swimraft demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict
+
+from .coordinator import HybridCoordinator
+from .errors import SwimraftError
+
+
+def _emit(record: Dict[str, Any]) -> None:
+    record["ts"] = time.time()
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+async def run() -> int:
+    coord = HybridCoordinator(
+        on_member_event=lambda node, state: _emit({"event": state, "node": node}),
+    )
+    await coord.start()
+    status = coord.get_status()
+    _emit(
+        {
+            "event": "ready",
+            "node": coord.node_id,
+            "swim_addr": status["swim"]["advertised_addr"],
+            "probe_period_ms": coord.config.get("membership", "timing")["probe_period_ms"],
+            "pid": os.getpid(),
+        }
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    interval = float(os.environ.get("SWIMRAFT_AGENT_STATUS_INTERVAL", "1"))
+    while not stop.is_set():
+        members = coord.get_members()
+        by_state: Dict[str, Any] = {"alive": [], "suspected": [], "failed": [], "left": []}
+        for m in members:
+            by_state.setdefault(m["state"], []).append(m["node_id"])
+        _emit({"event": "status", **by_state})
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
+    await coord.stop()
+    _emit({"event": "stopped", "node": coord.node_id})
+    return 0
+
+
+def main() -> int:
+    try:
+        return asyncio.run(run())
+    except SwimraftError as exc:
+        sys.stderr.write(f"swimraft agent: {type(exc).__name__}: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""``HybridCoordinator``: the orchestrator-facing handle of the engine.
+
+Reads (``get_alive_peers``, ``is_peer_alive``, ``get_status``) return the engine's snapshot
+without network I/O. ``start``/``stop`` are real awaitables: the blocking native call runs in
+the loop's executor and releases the GIL. Membership callbacks are delivered by one dispatcher
+thread: onto the asyncio loop that called ``start()`` when there was one, else on that thread;
+an exception in a callback is logged and never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _native
+from .config import Config
+from .errors import ShutdownError
+
+__all__ = ["HybridCoordinator"]
+
+log = logging.getLogger("swimraft")
+
+MemberCallback = Callable[[str], Any]
+LeaderCallback = Callable[[str], Any]
+
+_EVENT_POLL_MS = 200
+
+
+class HybridCoordinator:
+    """Routes membership (and, later, consensus) by the ``RINGRIFT_*`` modes.
+
+    :param orchestrator: optional object whose ``node_id`` attribute names this node.
+    :param node_id: this node's id; else the orchestrator's, else ``RINGRIFT_NODE_ID``, else the hostname.
+    :param config: a :class:`Config`; ``None`` reads the environment.
+    :param on_member_alive: called with a node id when a member becomes alive.
+    :param on_member_failed: called with a node id when a member fails or leaves.
+    :param on_leader_change: called with the leader id (``""`` for none) on every change.
+    :param on_member_event: called with ``(node_id, state)`` for every membership transition,
+        ``state`` one of ``alive``, ``suspected``, ``failed``, ``left`` (a swimraft addition).
+    """
+
+    def __init__(
+        self,
+        orchestrator: Any = None,
+        *,
+        node_id: Optional[str] = None,
+        config: Optional[Config] = None,
+        on_leader_change: Optional[LeaderCallback] = None,
+        on_member_alive: Optional[MemberCallback] = None,
+        on_member_failed: Optional[MemberCallback] = None,
+        on_member_event: Optional[Callable[[str, str], Any]] = None,
+    ) -> None:
+        if node_id is None and orchestrator is not None:
+            node_id = getattr(orchestrator, "node_id", None) or None
+        config = config if config is not None else Config()
+        if node_id:
+            config = config.with_overrides(node_id=node_id)
+        self._config = config
+        self.orchestrator = orchestrator
+        self.on_leader_change = on_leader_change
+        self.on_member_alive = on_member_alive
+        self.on_member_failed = on_member_failed
+        self.on_member_event = on_member_event
+        self._native = _native.NativeCoordinator(config._explicit_json(), config.use_env)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._dispatcher: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
+        self._lifecycle_lock = threading.Lock()
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        return str(self._native.node_id)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def started(self) -> bool:
+        return bool(self._native.lifecycle() == "running")
+
+    @property
+    def membership_mode(self) -> str:
+        return str(self._config.get("membership", "mode"))
+
+    @property
+    def consensus_mode(self) -> str:
+        return str(self._config.get("raft", "mode"))
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> bool:
+        """Starts what the modes ask for. True also when a hybrid mode falls back (see
+        ``get_status()["hybrid_status"]``); a second call is a no-op returning True."""
+        if self.started:
+            return True
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - start() is a coroutine; defensive
+            self._loop = None
+        result = await asyncio.get_running_loop().run_in_executor(None, self._native.start)
+        self._start_dispatcher()
+        return bool(result)
+
+    def start_blocking(self) -> bool:
+        """``start()`` for code without an event loop; callbacks then run on the dispatcher thread."""
+        if self.started:
+            return True
+        self._loop = None
+        result = self._native.start()
+        self._start_dispatcher()
+        return bool(result)
+
+    async def stop(self) -> None:
+        """Leaves the cluster gracefully and stops. Idempotent; a stopped coordinator stays stopped."""
+        await asyncio.get_running_loop().run_in_executor(None, self.stop_blocking)
+
+    def stop_blocking(self) -> None:
+        """``stop()`` for code without an event loop."""
+        self._native.stop()
+        self._stopping.set()
+        with self._lifecycle_lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None and dispatcher is not threading.current_thread():
+            dispatcher.join(timeout=5)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_alive_peers(self) -> List[str]:
+        """Alive and suspected peers by the membership mode (never this node)."""
+        return list(self._native.alive_peers())
+
+    def is_peer_alive(self, node_id: str) -> bool:
+        return bool(self._native.is_peer_alive(node_id))
+
+    def get_members(self) -> List[Dict[str, Any]]:
+        """SWIM's member list: ``[{node_id, addr, state, incarnation, bump, meta}]``."""
+        return list(json.loads(self._native.members_json()))
+
+    def get_status(self) -> Dict[str, Any]:
+        """The status dict of DESIGN.md §5 (``swim_raft`` of ``/status``)."""
+        return dict(json.loads(self._native.status_json()))
+
+    def is_leader(self) -> bool:
+        """True while this node leads. Consensus is not part of this build: always False."""
+        return bool(self.get_status()["raft"]["is_leader"])
+
+    def get_leader_id(self) -> str:
+        """The leader's node id, ``""`` when none."""
+        return str(self.get_status()["raft"]["leader_id"])
+
+    def record_heartbeat(self, node_id: str) -> None:
+        """Feeds the legacy heartbeat view (``http`` and ``hybrid`` membership modes)."""
+        self._native.record_heartbeat(node_id)
+
+    # -- events -------------------------------------------------------------------------
+
+    def _start_dispatcher(self) -> None:
+        with self._lifecycle_lock:
+            if self._dispatcher is not None:
+                return
+            self._stopping.clear()
+            thread = threading.Thread(
+                target=self._dispatch_loop, name=f"swimraft-events-{self.node_id}", daemon=True
+            )
+            self._dispatcher = thread
+            thread.start()
+
+    def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = self._native.next_events(_EVENT_POLL_MS)
+            except ShutdownError:
+                return
+            if batch is None:
+                return
+            for raw in batch:
+                self._deliver(json.loads(raw))
+
+    def _deliver(self, event: Dict[str, Any]) -> None:
+        if event.get("type") != "member":
+            return
+        state = str(event.get("state"))
+        node_id = str(event.get("node_id", ""))
+        if self.on_member_event is not None:
+            self._schedule(self.on_member_event, node_id, state)
+        if state == "alive" and self.on_member_alive is not None:
+            self._schedule(self.on_member_alive, node_id)
+        elif state in ("failed", "left") and self.on_member_failed is not None:
+            self._schedule(self.on_member_failed, node_id)
+
+    def _schedule(self, callback: Callable[..., Any], *args: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(_invoke, callback, *args)
+                return
+            except RuntimeError:  # loop closed between the check and the call
+                pass
+        _invoke(callback, *args)
+
+    def __repr__(self) -> str:
+        return f"HybridCoordinator(node_id={self.node_id!r}, membership={self.membership_mode}, consensus={self.consensus_mode})"
+
+
+def _invoke(callback: Callable[..., Any], *args: str) -> None:
+    try:
+        result = callback(*args)
+        if asyncio.iscoroutine(result):
+            asyncio.ensure_future(result)
+    except Exception:  # a user callback must never kill the dispatcher
+        log.exception("swimraft callback %r failed for %s", callback, args)
