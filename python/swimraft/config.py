@@ -15,6 +15,8 @@ from . import _native
 
 __all__ = ["Config"]
 
+_SECRET_KEYS = frozenset({"auth_token", "cluster_key"})
+
 
 class Config:
     """A validated configuration.
@@ -74,4 +76,5 @@ class Config:
         return json.dumps(self._explicit)
 
     def __repr__(self) -> str:
-        return f"Config({', '.join(f'{k}={v!r}' for k, v in sorted(self._explicit.items()))})"
+        shown = {k: ("***" if k in _SECRET_KEYS else v) for k, v in self._explicit.items()}
+        return f"Config({', '.join(f'{k}={v!r}' for k, v in sorted(shown.items()))})"

@@ -1,0 +1,43 @@
+"""Shared fixtures: configurations that bind and advertise 127.0.0.1 only, in temp dirs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import pytest
+
+import swimraft
+
+
+@pytest.fixture(autouse=True)
+def _clean_ringrift_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start from an environment without RINGRIFT_* variables."""
+    for key in list(os.environ):
+        if key.startswith("RINGRIFT_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def local_config(tmp_path) -> Callable[..., swimraft.Config]:
+    """A factory of loopback SWIM configurations with the fast local preset."""
+    counter = {"n": 0}
+
+    def make(node_id: str, **overrides: Any) -> swimraft.Config:
+        counter["n"] += 1
+        keys: dict = dict(
+            node_id=node_id,
+            swim_enabled=True,
+            membership_mode="swim",
+            preset="local",
+            bind_host="127.0.0.1",
+            advertise_host="127.0.0.1",
+            swim_port=0,
+            raft_port=0,
+            cluster_name="pytest",
+            data_dir=str(tmp_path / f"{node_id}-{counter['n']}"),
+        )
+        keys.update(overrides)
+        return swimraft.Config(use_env=False, **keys)
+
+    return make
