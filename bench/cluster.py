@@ -95,7 +95,7 @@ class Cluster:
             return
         obs = mp.spec.name
         with self.cond:
-            current = self.procs.get(obs) is mp
+            current = mp.generation == self.generation[obs]
             for p in parsed:
                 if p.what == "ready":
                     mp.ready_info = p.info

@@ -13,6 +13,7 @@ use crate::strings::{arg_str, opt_arg_str, out_ptr, owned_c_string, owned_json, 
 
 /// A coordinator: one node's membership (SWIM) and, in later builds, consensus (Raft).
 /// Opaque; made by `swimraft_coordinator_new`, released by `swimraft_coordinator_free`.
+#[allow(non_camel_case_types)]
 pub struct swimraft_coordinator {
     pub(crate) coordinator: Arc<Coordinator>,
     /// The process that made the handle (see `SWIMRAFT_FORKED`).
