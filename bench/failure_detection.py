@@ -51,8 +51,9 @@ def parse_args(argv=None):
     ap.add_argument("--idle-seconds", type=float, default=60.0,
                     help="idle run with no kills, counting false suspicions "
                          "(includes the bytes window)")
-    ap.add_argument("--bytes-window", type=float, default=20.0,
-                    help="seconds of idle traffic captured for byte counts")
+    ap.add_argument("--bytes-window", type=float, default=60.0,
+                    help="seconds of idle traffic captured for byte counts (60 s so that "
+                         "30 s periodic push-pull syncs are included)")
     ap.add_argument("--settle", type=float, default=5.0,
                     help="seconds to wait after convergence before measuring")
     ap.add_argument("--trial-timeout", type=float, default=60.0)

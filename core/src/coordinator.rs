@@ -14,12 +14,11 @@
 use crate::config::{Config, ConsensusMode, MembershipMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::membership::heartbeat::HeartbeatView;
-use crate::membership::swim::identity::next_bump;
 use crate::membership::swim::driver::SnapshotReader;
+use crate::membership::swim::identity::next_bump;
 use crate::membership::swim::{SwimDriver, SwimDriverConfig, SwimNodeConfig};
 use crate::membership::view::{
-    EventSink, MemberInfo, MemberState, MembershipEvent, MembershipSnapshot, NodeMeta,
-    SwimCounters,
+    EventSink, MemberInfo, MemberState, MembershipEvent, MembershipSnapshot, NodeMeta, SwimCounters,
 };
 use serde::Serialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -262,8 +261,9 @@ impl Coordinator {
         }
         if self.wants_swim() {
             if !self.config.membership.swim_enabled {
-                parts.swim_down_reason =
-                    Some("RINGRIFT_SWIM_ENABLED is false (hybrid mode uses the heartbeat view)".into());
+                parts.swim_down_reason = Some(
+                    "RINGRIFT_SWIM_ENABLED is false (hybrid mode uses the heartbeat view)".into(),
+                );
             } else {
                 match self.start_swim().await {
                     Ok(driver) => {
@@ -279,8 +279,10 @@ impl Coordinator {
                 }
             }
         }
-        *self.swim_down_reason.write().unwrap_or_else(|p| p.into_inner()) =
-            parts.swim_down_reason.clone();
+        *self
+            .swim_down_reason
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = parts.swim_down_reason.clone();
         *self.lifecycle.write().unwrap_or_else(|p| p.into_inner()) = Lifecycle::Running;
         Ok(true)
     }

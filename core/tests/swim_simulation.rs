@@ -54,10 +54,7 @@ impl Sim {
             .expect("node");
             sim.nodes.insert(addr(i), node);
         }
-        sim.nodes
-            .get_mut(&addr(0))
-            .expect("node 0")
-            .mark_joined();
+        sim.nodes.get_mut(&addr(0)).expect("node 0").mark_joined();
         for i in 1..n {
             let mut out = SwimOutput::default();
             let node = sim.nodes.get_mut(&addr(i)).expect("node");
@@ -129,7 +126,8 @@ impl Sim {
             snap.live_peers().len() == live.len() - 1
                 && live.iter().filter(|a| *a != o).all(|a| {
                     let id = name((a.port() - 20_000) as usize);
-                    snap.member(&id).is_some_and(|m| m.state == MemberState::Alive)
+                    snap.member(&id)
+                        .is_some_and(|m| m.state == MemberState::Alive)
                 })
         })
     }
@@ -169,7 +167,10 @@ fn crashed_member_is_failed_everywhere_and_nobody_else_is_suspected() {
                 .iter()
                 .all(|o| s.state_of(*o, "n5") == Some(MemberState::Failed))
         });
-        assert!(all_failed, "seed {seed}: not every survivor marked n5 failed");
+        assert!(
+            all_failed,
+            "seed {seed}: not every survivor marked n5 failed"
+        );
         let took = sim.net.now() - crashed_at;
         let false_suspicions: Vec<_> = sim
             .events
@@ -188,7 +189,11 @@ fn crashed_member_is_failed_everywhere_and_nobody_else_is_suspected() {
                 .filter(|(_, at, e)| *at == o && e.node_id == "n5")
                 .map(|(_, _, e)| e.state)
                 .collect();
-            assert_eq!(seen.last(), Some(&MemberState::Failed), "seed {seed}: {o} saw {seen:?}");
+            assert_eq!(
+                seen.last(),
+                Some(&MemberState::Failed),
+                "seed {seed}: {o} saw {seen:?}"
+            );
         }
         println!("seed {seed}: every survivor marked n5 failed after {took:?} (virtual)");
     }
@@ -198,7 +203,10 @@ fn crashed_member_is_failed_everywhere_and_nobody_else_is_suspected() {
 fn restarted_member_with_a_higher_bump_is_alive_again() {
     for seed in seeds() {
         let mut sim = Sim::new(seed, 5, 0.0);
-        assert!(sim.run_until(Duration::from_secs(20), Sim::all_see_all_alive), "seed {seed}");
+        assert!(
+            sim.run_until(Duration::from_secs(20), Sim::all_see_all_alive),
+            "seed {seed}"
+        );
         let victim = addr(3);
         sim.net.crash(victim);
         assert!(
@@ -240,8 +248,15 @@ fn restarted_member_with_a_higher_bump_is_alive_again() {
             "seed {seed}: restarted n3 not alive everywhere"
         );
         for o in sim.live().into_iter().filter(|o| *o != victim) {
-            let info = sim.nodes[&o].snapshot().member("n3").cloned().expect("n3 known");
-            assert_eq!(info.bump, 5_000, "seed {seed}: {o} keeps an old identity of n3");
+            let info = sim.nodes[&o]
+                .snapshot()
+                .member("n3")
+                .cloned()
+                .expect("n3 known");
+            assert_eq!(
+                info.bump, 5_000,
+                "seed {seed}: {o} keeps an old identity of n3"
+            );
         }
     }
 }
@@ -250,7 +265,10 @@ fn restarted_member_with_a_higher_bump_is_alive_again() {
 fn graceful_leave_is_reported_as_left() {
     for seed in seeds() {
         let mut sim = Sim::new(seed, 5, 0.0);
-        assert!(sim.run_until(Duration::from_secs(20), Sim::all_see_all_alive), "seed {seed}");
+        assert!(
+            sim.run_until(Duration::from_secs(20), Sim::all_see_all_alive),
+            "seed {seed}"
+        );
         let leaver = addr(2);
         let mut out = SwimOutput::default();
         sim.nodes
@@ -267,7 +285,10 @@ fn graceful_leave_is_reported_as_left() {
                 .iter()
                 .all(|o| s.state_of(*o, "n2") == Some(MemberState::Left))),
             "seed {seed}: leave not seen as left everywhere: {:?}",
-            sim.live().iter().map(|o| sim.state_of(*o, "n2")).collect::<Vec<_>>()
+            sim.live()
+                .iter()
+                .map(|o| sim.state_of(*o, "n2"))
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -315,9 +336,10 @@ fn lossy_network_still_detects_the_crash() {
             sim.run_until(Duration::from_secs(30), |s| {
                 let live = s.live();
                 live.iter().all(|o| {
-                    live.iter()
-                        .filter(|a| *a != o)
-                        .all(|a| s.state_of(*o, &name((a.port() - 20_000) as usize)) == Some(MemberState::Alive))
+                    live.iter().filter(|a| *a != o).all(|a| {
+                        s.state_of(*o, &name((a.port() - 20_000) as usize))
+                            == Some(MemberState::Alive)
+                    })
                 })
             }),
             "seed {seed}: a live member stayed suspected or failed at 5% loss"

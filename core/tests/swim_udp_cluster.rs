@@ -44,29 +44,54 @@ async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 async fn five_nodes_converge_and_a_stopped_node_is_seen_as_left() {
     let first = Coordinator::new(config("u0", &[], json!({}))).expect("u0");
     assert!(first.start().await.expect("start u0"));
-    let seed = first.status().swim.advertised_addr.expect("bound").to_string();
+    let seed = first
+        .status()
+        .swim
+        .advertised_addr
+        .expect("bound")
+        .to_string();
     let mut nodes = vec![first];
     for i in 1..5 {
-        let c = Coordinator::new(config(&format!("u{i}"), &[seed.clone()], json!({}))).expect("node");
+        let c = Coordinator::new(config(
+            &format!("u{i}"),
+            std::slice::from_ref(&seed),
+            json!({}),
+        ))
+        .expect("node");
         assert!(c.start().await.expect("start"));
         nodes.push(c);
     }
     let events = nodes[0].subscribe();
     let converged = wait_for(Duration::from_secs(20), || {
-        nodes.iter().all(|n| n.alive_peers().len() == 4 && n.status().swim.available)
+        nodes
+            .iter()
+            .all(|n| n.alive_peers().len() == 4 && n.status().swim.available)
     })
     .await;
-    assert!(converged, "no convergence: {:?}", nodes.iter().map(|n| n.alive_peers()).collect::<Vec<_>>());
+    assert!(
+        converged,
+        "no convergence: {:?}",
+        nodes.iter().map(|n| n.alive_peers()).collect::<Vec<_>>()
+    );
     for n in &nodes {
         let st = n.status();
         assert_eq!(st.swim.alive_count, 4);
-        assert!(!st.hybrid_status.swim_fallback_active, "{:?}", st.hybrid_status);
-        assert!(!n.alive_peers().contains(&n.node_id().to_string()), "self is never a peer");
+        assert!(
+            !st.hybrid_status.swim_fallback_active,
+            "{:?}",
+            st.hybrid_status
+        );
+        assert!(
+            !n.alive_peers().contains(&n.node_id().to_string()),
+            "self is never a peer"
+        );
         assert!(n.is_peer_alive("u0") || n.node_id() == "u0");
     }
     // Metadata travels by gossip: every member's raft/http ports become known.
     let meta_known = wait_for(Duration::from_secs(10), || {
-        nodes.iter().all(|n| n.members().iter().all(|m| m.meta.is_some()))
+        nodes
+            .iter()
+            .all(|n| n.members().iter().all(|m| m.meta.is_some()))
     })
     .await;
     assert!(meta_known, "metadata did not spread");
@@ -81,7 +106,11 @@ async fn five_nodes_converge_and_a_stopped_node_is_seen_as_left() {
         })
     })
     .await;
-    assert!(left, "u3's leave not seen: {:?}", nodes.iter().map(|n| n.members()).collect::<Vec<_>>());
+    assert!(
+        left,
+        "u3's leave not seen: {:?}",
+        nodes.iter().map(|n| n.members()).collect::<Vec<_>>()
+    );
     assert!(nodes.iter().all(|n| !n.is_peer_alive("u3")));
     let saw_left = events
         .try_iter()
@@ -100,8 +129,12 @@ async fn unreachable_seed_is_a_join_error_and_hybrid_falls_back() {
     // A bound but silent socket: announces go nowhere.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let seed = silent.local_addr().expect("addr").to_string();
-    let c = Coordinator::new(config("lonely", &[seed], json!({"membership_mode": "hybrid"})))
-        .expect("config");
+    let c = Coordinator::new(config(
+        "lonely",
+        &[seed],
+        json!({"membership_mode": "hybrid"}),
+    ))
+    .expect("config");
     assert!(c.start().await.expect("hybrid start returns true"));
     let st = c.status();
     assert!(st.swim.started);

@@ -27,10 +27,9 @@ fn exception_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Shutdown => "ShutdownError",
         ErrorKind::Backpressure => "BackpressureError",
         ErrorKind::InvalidArgument => "InvalidArgumentError",
-        ErrorKind::Protocol
-        | ErrorKind::LockHeld
-        | ErrorKind::NotFound
-        | ErrorKind::Io => "SwimraftError",
+        ErrorKind::Protocol | ErrorKind::LockHeld | ErrorKind::NotFound | ErrorKind::Io => {
+            "SwimraftError"
+        }
     }
 }
 

@@ -37,7 +37,12 @@ pub fn get() -> Result<&'static Runtime> {
         .thread_name("swimraft-worker")
         .enable_all()
         .build()
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start the tokio runtime: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot start the tokio runtime: {e}"),
+            )
+        })?;
     let _ = RUNTIME.set((std::process::id(), rt));
     RUNTIME
         .get()

@@ -89,7 +89,12 @@ impl<T> SimNetwork<T> {
         }
         let (lo, hi) = self.latency;
         let span = hi.saturating_sub(lo).as_micros() as u64;
-        let delay = lo + Duration::from_micros(if span == 0 { 0 } else { self.rng.random_range(0..=span) });
+        let delay = lo
+            + Duration::from_micros(if span == 0 {
+                0
+            } else {
+                self.rng.random_range(0..=span)
+            });
         self.push(self.now + delay, SimEvent::Datagram { from, to, data });
     }
 
@@ -184,6 +189,8 @@ mod tests {
         let first = run(42);
         assert_eq!(first, run(42));
         assert!(first.len() < 50, "some datagrams must be lost at 30% loss");
-        assert!(first.iter().all(|(_, ev)| !matches!(ev, SimEvent::Timer { .. })));
+        assert!(first
+            .iter()
+            .all(|(_, ev)| !matches!(ev, SimEvent::Timer { .. })));
     }
 }

@@ -107,11 +107,16 @@ impl<T> BroadcastHandler<T> for NoticeHandler {
         data: &[u8],
         _sender: Option<&T>,
     ) -> Result<Option<NoticeKey>, NoticeError> {
-        let notice: Notice =
-            postcard::from_bytes(data).map_err(|e| NoticeError(e.to_string()))?;
+        let notice: Notice = postcard::from_bytes(data).map_err(|e| NoticeError(e.to_string()))?;
         let key = notice.key();
-        let mut book = self.book.lock().map_err(|_| NoticeError("poisoned".into()))?;
-        if book.get(&key.node_id).is_some_and(|known| known.rank >= key.rank) {
+        let mut book = self
+            .book
+            .lock()
+            .map_err(|_| NoticeError("poisoned".into()))?;
+        if book
+            .get(&key.node_id)
+            .is_some_and(|known| known.rank >= key.rank)
+        {
             return Ok(None);
         }
         let entry = book.entry(key.node_id.clone()).or_default();
@@ -151,7 +156,10 @@ mod tests {
         assert!(recv(&mut h, &meta_notice(5, 1, 10)).is_none());
         assert!(recv(&mut h, &meta_notice(5, 0, 9)).is_none());
         assert!(recv(&mut h, &meta_notice(6, 0, 11)).is_some());
-        assert_eq!(book.lock().unwrap()["n1"].meta.as_ref().unwrap().raft_port, 11);
+        assert_eq!(
+            book.lock().unwrap()["n1"].meta.as_ref().unwrap().raft_port,
+            11
+        );
         let leave = Notice::Leave {
             node_id: "n1".into(),
             bump: 6,

@@ -119,7 +119,8 @@ fn foca_config(timing: &SwimTiming, header_len: usize) -> foca::Config {
     let mut c = foca::Config::simple();
     c.probe_period = timing.probe_period;
     c.probe_rtt = timing.probe_rtt;
-    c.num_indirect_probes = NonZeroUsize::new(timing.num_indirect_probes).unwrap_or(NonZeroUsize::MIN);
+    c.num_indirect_probes =
+        NonZeroUsize::new(timing.num_indirect_probes).unwrap_or(NonZeroUsize::MIN);
     c.max_transmissions = NonZeroU8::new(timing.max_transmissions).unwrap_or(NonZeroU8::MIN);
     c.suspect_to_down_after = timing.suspicion_timeout;
     c.remove_down_after = Some(REMEMBER_DOWN);
@@ -234,7 +235,9 @@ impl SwimNode {
             node_id: identity.node_id,
             bump: identity.bump,
         };
-        self.foca.add_broadcast(&notice.encode()).map_err(foca_error)?;
+        self.foca
+            .add_broadcast(&notice.encode())
+            .map_err(foca_error)?;
         let result = self.call_foca(out, |foca, rt| foca.leave_cluster(rt));
         self.after_call(out);
         result.map_err(foca_error)
@@ -314,7 +317,9 @@ impl SwimNode {
             version: self.meta_version,
             meta: self.meta.clone(),
         };
-        self.foca.add_broadcast(&notice.encode()).map_err(foca_error)?;
+        self.foca
+            .add_broadcast(&notice.encode())
+            .map_err(foca_error)?;
         Ok(())
     }
 
@@ -360,11 +365,7 @@ impl SwimNode {
         for (node_id, member) in newest {
             let id = member.id();
             let notices = book.get(node_id);
-            let state = derive_state(
-                member.state(),
-                notices.and_then(|n| n.left_bump),
-                id.bump,
-            );
+            let state = derive_state(member.state(), notices.and_then(|n| n.left_bump), id.bump);
             let info = MemberInfo {
                 node_id: node_id.to_string(),
                 addr: id.addr,

@@ -106,8 +106,14 @@ mod tests {
         q.push(start + Duration::from_millis(10), "a");
         q.push(start + Duration::from_millis(10), "b");
         q.push(start + Duration::from_millis(30), "d");
-        assert_eq!(q.pop_due(start + Duration::from_millis(5)), Vec::<&str>::new());
-        assert_eq!(q.pop_due(start + Duration::from_millis(20)), vec!["a", "b", "c"]);
+        assert_eq!(
+            q.pop_due(start + Duration::from_millis(5)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            q.pop_due(start + Duration::from_millis(20)),
+            vec!["a", "b", "c"]
+        );
         assert_eq!(q.len(), 1);
     }
 
