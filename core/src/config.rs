@@ -51,7 +51,7 @@ const LAN_SWIM_TIMING: SwimTiming = SwimTiming {
     // Each update (and custom broadcast) is piggybacked at most this many times.
     max_transmissions: 8,
     // Periodic announce to a random live member; heals partitions and refreshes views.
-    announce_interval: Duration::from_secs(10),
+    announce_interval: Duration::from_secs(30),
     // Periodic announce to down members, so a healed partition merges back.
     announce_down_interval: Duration::from_secs(30),
 };

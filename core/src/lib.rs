@@ -22,6 +22,8 @@ pub mod config;
 pub mod coordinator;
 pub mod error;
 pub mod membership;
+pub mod state;
+pub mod store;
 pub mod transport;
 
 pub use config::Config;

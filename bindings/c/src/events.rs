@@ -108,7 +108,11 @@ impl Events {
 
     /// Registers (or with `None` removes) the callback. Returns after a previous callback in
     /// flight has finished, so its userdata may be released.
-    fn set(&self, coordinator: &Coordinator, registration: Option<Registration>) -> Result<(), Failure> {
+    fn set(
+        &self,
+        coordinator: &Coordinator,
+        registration: Option<Registration>,
+    ) -> Result<(), Failure> {
         if registration.is_some() {
             self.ensure_dispatcher(coordinator)?;
         }
@@ -125,7 +129,10 @@ impl Events {
     }
 
     fn ensure_dispatcher(&self, coordinator: &Coordinator) -> Result<(), Failure> {
-        let mut dispatcher = self.dispatcher.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut dispatcher = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if dispatcher.is_some() {
             return Ok(());
         }

@@ -68,8 +68,7 @@ pub(crate) fn owned_c_string(text: String) -> Result<*mut c_char, Failure> {
 /// The outcome of `serde_json::to_string` handed to the caller.
 pub(crate) fn owned_json(json: serde_json::Result<String>) -> Result<*mut c_char, Failure> {
     // JSON escapes control characters, so the text never holds a NUL.
-    let text =
-        json.map_err(|err| Failure::internal(format!("cannot serialize to JSON: {err}")))?;
+    let text = json.map_err(|err| Failure::internal(format!("cannot serialize to JSON: {err}")))?;
     owned_c_string(text)
 }
 
@@ -90,12 +89,11 @@ pub unsafe extern "C" fn swimraft_string_free(string: *mut c_char) {
 }
 
 /// `CARGO_PKG_VERSION` with the terminating NUL that C needs.
-const VERSION: &CStr = match CStr::from_bytes_with_nul(
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-) {
-    Ok(version) => version,
-    Err(_) => c"unknown",
-};
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => c"unknown",
+    };
 
 /// The library version, e.g. `"0.1.0"`. A static string: never NULL, never freed.
 #[no_mangle]

@@ -1,0 +1,1 @@
+//! The replicated state machine (work queue, jobs, locks, key/value): pure deterministic code.
