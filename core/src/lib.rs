@@ -19,6 +19,7 @@
 //! Drivers own sockets and timers.
 
 pub mod config;
+pub mod consensus;
 pub mod coordinator;
 pub mod error;
 pub mod membership;

@@ -1,0 +1,3 @@
+//! Consensus: Raft on openraft (`raft/`, the only folder that imports openraft).
+
+pub mod raft;

@@ -1,0 +1,51 @@
+//! The openraft type configuration of swimraft.
+//!
+//! | openraft asks for | we chose | why |
+//! |---|---|---|
+//! | `D` (request) | [`Envelope`]: `(client_id, seq, now_us, command)` | sessions give exactly-once writes; `now_us` is the leader's clock, so apply never reads one |
+//! | `R` (response) | [`CommandResult`] | rejections (duplicate id, backpressure) are replicated outcomes, not errors |
+//! | `NodeId` | [`NodeId`], an interned name | names, never hashes; `Copy` as openraft 0.9 requires |
+//! | `Node` | [`RaftPeer`]: the Raft `host:port` | enough to dial a voter |
+//! | `SnapshotData` | a `tokio::fs::File` | snapshots are streamed from a file, never built in RAM |
+
+use super::node_id::NodeId;
+use crate::state::command::{CommandResult, Envelope};
+use serde::{Deserialize, Serialize};
+
+/// What openraft stores about each member: where its Raft endpoint listens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftPeer {
+    /// `host:port` of the member's Raft TCP listener.
+    pub addr: String,
+}
+
+impl std::fmt::Display for RaftPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// swimraft's openraft type configuration.
+    pub TypeConfig:
+        D = Envelope,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = RaftPeer,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A log entry.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// A log id (term, leader, index).
+pub type LogId = openraft::LogId<NodeId>;
+/// A vote.
+pub type Vote = openraft::Vote<NodeId>;
+/// Membership as stored with the state machine.
+pub type StoredMembership = openraft::StoredMembership<NodeId, RaftPeer>;
+/// openraft's storage error.
+pub type StorageError = openraft::StorageError<NodeId>;
+/// A running Raft instance.
+pub type Raft = openraft::Raft<TypeConfig>;
