@@ -3,6 +3,10 @@
 //!
 //! * [`node_id`]: the node id as openraft sees it (a name, interned so it is `Copy`).
 //! * [`types`]: the openraft type configuration.
+//! * [`rpc`]: the messages on a Raft connection (RPCs and forwarded client requests).
+//! * [`network`]: outbound RPCs (openraft's network factory) over multiplexed TCP.
 
+pub mod network;
 pub mod node_id;
+pub mod rpc;
 pub mod types;

@@ -1,0 +1,198 @@
+//! Outbound Raft RPCs: openraft's `RaftNetworkFactory` over multiplexed TCP clients, one per
+//! peer address, shared with client-request forwarding so a follower and its leader keep one
+//! connection.
+
+use super::node_id::NodeId;
+use super::rpc::{decode, encode, Request, Response};
+use super::types::{RaftPeer, TypeConfig};
+use crate::transport::frame::FrameCodec;
+use crate::transport::tcp::{RpcClient, RpcError};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Shared TCP clients, keyed by peer address.
+#[derive(Clone)]
+pub struct Peers {
+    codec: FrameCodec,
+    clients: Arc<Mutex<HashMap<String, RpcClient>>>,
+}
+
+impl Peers {
+    /// An empty pool for one cluster.
+    pub fn new(cluster_name: &str) -> Self {
+        Peers {
+            codec: FrameCodec::new(cluster_name),
+            clients: Arc::default(),
+        }
+    }
+
+    /// The client for `addr` (created on first use).
+    pub fn client(&self, addr: &str) -> RpcClient {
+        let mut clients = match self.clients.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        clients
+            .entry(addr.to_string())
+            .or_insert_with(|| RpcClient::new(addr, self.codec.clone()))
+            .clone()
+    }
+
+    /// Sends a request to `addr` and decodes the answer.
+    pub async fn call(
+        &self,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let answer = self
+            .client(addr)
+            .call(encode(request), timeout)
+            .await
+            .map_err(CallError::Rpc)?;
+        decode::<Response>(&answer).map_err(CallError::Decode)
+    }
+}
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Transport failure.
+    #[error("{0}")]
+    Rpc(RpcError),
+    /// The answer could not be decoded.
+    #[error("{0}")]
+    Decode(String),
+}
+
+/// openraft's factory: one [`PeerNetwork`] per target.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    peers: Peers,
+}
+
+impl NetworkFactory {
+    /// A factory using `peers`.
+    pub fn new(peers: Peers) -> Self {
+        NetworkFactory { peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &RaftPeer) -> PeerNetwork {
+        PeerNetwork {
+            target,
+            client: self.peers.client(&node.addr),
+        }
+    }
+}
+
+/// RPCs to one peer.
+pub struct PeerNetwork {
+    target: NodeId,
+    client: RpcClient,
+}
+
+type NetResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, RaftPeer, E>>;
+
+impl PeerNetwork {
+    async fn send<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        request: &Request,
+        option: &RPCOption,
+    ) -> NetResult<Response, E> {
+        let ttl = option.hard_ttl();
+        match self.client.call(encode(request), ttl).await {
+            Ok(answer) => decode::<Response>(&answer)
+                .map_err(|e| RPCError::Network(NetworkError::new(&StringError(e)))),
+            Err(RpcError::Timeout(_)) => Err(RPCError::Timeout(Timeout {
+                action,
+                id: NodeId::default(),
+                target: self.target,
+                timeout: ttl,
+            })),
+            Err(err @ RpcError::Unreachable(_)) => {
+                Err(RPCError::Unreachable(Unreachable::new(&err)))
+            }
+            Err(err) => Err(RPCError::Network(NetworkError::new(&err))),
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(&self, got: &Response) -> RPCError<NodeId, RaftPeer, E> {
+        RPCError::Network(NetworkError::new(&StringError(format!(
+            "unexpected answer from {}: {got:?}",
+            self.target
+        ))))
+    }
+}
+
+#[derive(Debug)]
+struct StringError(String);
+
+impl std::fmt::Display for StringError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StringError {}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> NetResult<AppendEntriesResponse<NodeId>> {
+        match self
+            .send(RPCTypes::AppendEntries, &Request::AppendEntries(rpc), &option)
+            .await?
+        {
+            Response::AppendEntries(Ok(r)) => Ok(r),
+            Response::AppendEntries(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> NetResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        match self
+            .send(RPCTypes::InstallSnapshot, &Request::InstallSnapshot(rpc), &option)
+            .await?
+        {
+            Response::InstallSnapshot(Ok(r)) => Ok(r),
+            Response::InstallSnapshot(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> NetResult<VoteResponse<NodeId>> {
+        match self.send(RPCTypes::Vote, &Request::Vote(rpc), &option).await? {
+            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+}
