@@ -5,8 +5,10 @@
 //! * [`types`]: the openraft type configuration.
 //! * [`rpc`]: the messages on a Raft connection (RPCs and forwarded client requests).
 //! * [`network`]: outbound RPCs (openraft's network factory) over multiplexed TCP.
+//! * [`server`]: inbound RPCs and forwarded client requests.
 
 pub mod network;
 pub mod node_id;
 pub mod rpc;
+pub mod server;
 pub mod types;
