@@ -1,3 +1,4 @@
 //! Consensus: Raft on openraft (`raft/`, the only folder that imports openraft).
 
 pub mod raft;
+pub mod read;

@@ -1,1 +1,34 @@
-//! The replicated state machine (work queue, jobs, locks, key/value): pure deterministic code.
+//! The replicated state machine: work queue, job assignments, locks and key/value, as pure
+//! deterministic code over SQLite.
+//!
+//! ```text
+//!   Envelope { client_id, seq, now_us, Command }      (one Raft log entry's payload)
+//!            |
+//!   machine::apply(tx, log_index, &envelope)           clock, index, sessions, dispatch
+//!            |
+//!   work_queue | jobs | locks | kv                     one command's effect on `tx`
+//!            |
+//!   store::schema tables (work_items, jobs, locks, kv, client_sessions, sm_meta)
+//!            |
+//!   queries::*  (reads on a plain connection; state_digest for replica comparison)
+//! ```
+//!
+//! The Raft layer calls [`apply`] inside its own transaction for each committed entry; the
+//! legacy (bully) mode calls [`apply_local`]. Apply reads no clock, draws no random number and
+//! depends on no iteration order, so replaying a log into an empty database reproduces the
+//! state byte for byte ([`queries::state_digest`]).
+
+pub mod command;
+mod digest;
+pub mod jobs;
+pub mod kv;
+pub mod locks;
+pub mod machine;
+pub mod queries;
+pub mod records;
+pub mod session;
+pub mod work_queue;
+
+pub use command::{Command, CommandResult, Envelope, NewWorkItem, RejectKind};
+pub use machine::{apply, apply_batch, apply_local};
+pub use records::{Job, JobStatus, LockInfo, WorkItem, WorkStatus};

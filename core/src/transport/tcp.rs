@@ -406,10 +406,10 @@ mod tests {
         ));
     }
 
-    async fn futures_join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+    async fn futures_join_all<F>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
     where
+        F: Future + Send + 'static,
         F::Output: Send + 'static,
-        F: Send + 'static,
     {
         let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
         let mut out = Vec::new();

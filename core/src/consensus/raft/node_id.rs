@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 
 /// A node's name as a cheap `Copy` handle.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(&'static str);
 
 fn interner() -> &'static Mutex<HashSet<&'static str>> {
@@ -42,12 +42,6 @@ impl NodeId {
     /// The name.
     pub fn as_str(&self) -> &'static str {
         self.0
-    }
-}
-
-impl Default for NodeId {
-    fn default() -> Self {
-        NodeId("")
     }
 }
 

@@ -1,0 +1,177 @@
+//! `apply`: one committed log entry → one deterministic state change and result.
+//!
+//! The Raft layer calls [`apply`] for each committed entry inside its own transaction; the
+//! legacy (bully) mode calls [`apply_local`], which numbers entries itself. Apply touches
+//! nothing but the transaction it is given: no clock (time is the entry's `now_us`, never
+//! earlier than the last one), no randomness, no map iteration order, no rowid order. Every
+//! multi-row query orders by a primary key or a total order ending in one.
+//!
+//! Errors are reserved for storage failures (and for an index that does not advance, which is a
+//! caller bug that would otherwise apply an entry twice); the caller then aborts the transaction.
+//! A command that is invalid in the current state yields [`CommandResult::Rejected`] or
+//! `Bool(false)` instead, because every replica must reach the same verdict and move past it.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::command::{Command, CommandResult, Envelope};
+use super::session::{self, SessionCheck};
+use super::{jobs, kv, locks, work_queue};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{meta, storage_error};
+
+/// What a command handler may know about the entry being applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx {
+    /// The entry's log index (locks use it as the fencing token).
+    pub log_index: u64,
+    /// The state machine's clock for this entry: `max(last now, envelope now)`, µs.
+    pub now_us: i64,
+}
+
+impl Ctx {
+    /// The clock as float seconds, the unit of the work item and job timestamps.
+    pub fn now_s(&self) -> f64 {
+        self.now_us as f64 / 1_000_000.0
+    }
+}
+
+/// Applies the entry at `log_index` inside `tx` and returns its result.
+///
+/// In order: checks that `log_index` is past `last_applied_index` (when one is recorded),
+/// advances the clock to `max(last_now_us, env.now_us)`, records `last_applied_index`, expires
+/// idle client sessions, answers a repeated `(client_id, seq)` from the session, and otherwise
+/// runs the command and remembers its result in the client's session. All of it commits or
+/// aborts with `tx`.
+pub fn apply(tx: &Transaction<'_>, log_index: u64, env: &Envelope) -> Result<CommandResult> {
+    let conn: &Connection = tx;
+    // SQLite integers are signed; no real log gets past i64::MAX.
+    let index = i64::try_from(log_index).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("log index {log_index} is out of range (max {})", i64::MAX),
+        )
+    })?;
+    if let Some(last) = meta::get_i64(conn, meta::LAST_APPLIED_INDEX).map_err(storage_error)? {
+        if index <= last {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("log index {log_index} is not after the last applied index {last}"),
+            ));
+        }
+    }
+    apply_entry(conn, log_index, env).map_err(storage_error)
+}
+
+fn apply_entry(
+    conn: &Connection,
+    log_index: u64,
+    env: &Envelope,
+) -> rusqlite::Result<CommandResult> {
+    let last_now = meta::get_i64(conn, meta::LAST_NOW_US)?;
+    let now_us = last_now.map_or(env.now_us, |last| last.max(env.now_us));
+    meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
+    meta::set(conn, meta::LAST_APPLIED_INDEX, &log_index.to_string())?;
+    let ctx = Ctx { log_index, now_us };
+
+    session::expire(conn, now_us)?;
+    if env.client_id.is_empty() {
+        return dispatch(conn, &ctx, &env.command);
+    }
+    match session::check(conn, &env.client_id, env.seq)? {
+        SessionCheck::Repeat(result) | SessionCheck::Stale(result) => Ok(result),
+        SessionCheck::Fresh => {
+            let result = dispatch(conn, &ctx, &env.command)?;
+            session::record(
+                conn,
+                &env.client_id,
+                env.seq,
+                env.first_unacked,
+                &result,
+                now_us,
+            )?;
+            Ok(result)
+        }
+    }
+}
+
+fn dispatch(conn: &Connection, ctx: &Ctx, command: &Command) -> rusqlite::Result<CommandResult> {
+    match command {
+        Command::WorkAdd { item, force } => work_queue::add(conn, ctx, item, *force),
+        Command::WorkAddBatch { items, force } => work_queue::add_batch(conn, ctx, items, *force),
+        Command::WorkClaim { work_id, node_id } => work_queue::claim(conn, ctx, work_id, node_id),
+        Command::WorkClaimNext {
+            node_id,
+            capabilities,
+        } => work_queue::claim_next(conn, ctx, node_id, capabilities.as_deref()),
+        Command::WorkStart { work_id, node_id } => {
+            work_queue::start(conn, ctx, work_id, node_id.as_deref())
+        }
+        Command::WorkComplete {
+            work_id,
+            result,
+            node_id,
+        } => work_queue::complete(conn, ctx, work_id, result.as_ref(), node_id.as_deref()),
+        Command::WorkFail {
+            work_id,
+            error,
+            node_id,
+        } => work_queue::fail(conn, ctx, work_id, error, node_id.as_deref()),
+        Command::WorkRelease { work_id, node_id } => {
+            work_queue::release(conn, work_id, node_id.as_deref())
+        }
+        Command::WorkCancel { work_id } => work_queue::cancel(conn, ctx, work_id),
+        Command::WorkCheckTimeouts => work_queue::check_timeouts(conn, ctx),
+        Command::WorkCleanup { retention_us } => work_queue::cleanup(conn, ctx, *retention_us),
+        Command::JobAssign {
+            job_id,
+            node_id,
+            data,
+        } => jobs::assign(conn, ctx, job_id, node_id, data.as_ref()),
+        Command::JobStart { job_id } => jobs::start(conn, ctx, job_id),
+        Command::JobComplete { job_id, result } => {
+            jobs::complete(conn, ctx, job_id, result.as_ref())
+        }
+        Command::JobFail { job_id, error } => jobs::fail(conn, ctx, job_id, error),
+        Command::LockAcquire {
+            name,
+            holder,
+            ttl_us,
+        } => locks::acquire(conn, ctx, name, holder, *ttl_us),
+        Command::LockRelease { name, holder } => locks::release(conn, ctx, name, holder),
+        Command::LockExpire => locks::expire(conn, ctx),
+        Command::KvSet { key, value } => kv::set(conn, key, value),
+        Command::KvDelete { key } => kv::delete(conn, key),
+        Command::KvCompareAndSet { key, expected, new } => {
+            kv::compare_and_set(conn, key, expected.as_ref(), new.as_ref())
+        }
+        Command::Noop => Ok(CommandResult::Unit),
+    }
+}
+
+/// Applies consecutive entries in one transaction; results are in the entries' order. Stops at
+/// the first error (the caller aborts the transaction, so nothing of the batch remains).
+pub fn apply_batch(
+    tx: &Transaction<'_>,
+    entries: &[(u64, Envelope)],
+) -> Result<Vec<CommandResult>> {
+    entries
+        .iter()
+        .map(|(index, env)| apply(tx, *index, env))
+        .collect()
+}
+
+/// Applies one command outside Raft (legacy bully mode, tests): opens an immediate transaction,
+/// numbers the entry `last_applied_index + 1`, applies and commits. Returns the index used and
+/// the result. Never mix with Raft on one database: Raft owns the numbering there.
+pub fn apply_local(conn: &mut Connection, env: &Envelope) -> Result<(u64, CommandResult)> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(storage_error)?;
+    let last = meta::get_i64(&tx, meta::LAST_APPLIED_INDEX).map_err(storage_error)?;
+    let index = last.map_or(1, |last| last.saturating_add(1).max(1));
+    // `index` is ≥ 1, so the conversion cannot fail; the fallback keeps this free of unwrap.
+    let index = u64::try_from(index).unwrap_or(1);
+    let result = apply(&tx, index, env)?;
+    tx.commit().map_err(storage_error)?;
+    Ok((index, result))
+}

@@ -1,0 +1,194 @@
+//! Opening the state database and creating its tables.
+//!
+//! `work_items` and `work_stats` are the orchestrator's legacy work-queue tables, column for
+//! column (COMPAT.md), so a legacy `work_queue.db` can be opened, migrated in place, or imported.
+//! Columns carry defaults but no `NOT NULL`: an orchestrator that predates the engine may insert
+//! NULLs into a file it shares, and the readers in [`crate::state`] treat NULL as the default.
+//! The other tables are the engine's own: jobs, locks, key/value, client sessions and `sm_meta`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{meta, storage_error};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The schema version [`migrate`] writes into `sm_meta`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a writer waits for another connection's lock before failing (the legacy queue used
+/// the same 10 s).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `work_items` columns with their declared type and default, in the legacy column order. Used
+/// both to create the table and to add columns an older file lacks.
+const WORK_ITEM_COLUMNS: &[(&str, &str)] = &[
+    ("work_id", "TEXT PRIMARY KEY"),
+    ("work_type", "TEXT DEFAULT 'selfplay'"),
+    ("priority", "INTEGER DEFAULT 50"),
+    ("config", "TEXT DEFAULT '{}'"),
+    ("created_at", "REAL DEFAULT 0"),
+    ("claimed_at", "REAL DEFAULT 0"),
+    ("started_at", "REAL DEFAULT 0"),
+    ("completed_at", "REAL DEFAULT 0"),
+    ("status", "TEXT DEFAULT 'pending'"),
+    ("claimed_by", "TEXT DEFAULT ''"),
+    ("attempts", "INTEGER DEFAULT 0"),
+    ("max_attempts", "INTEGER DEFAULT 3"),
+    ("timeout_seconds", "REAL DEFAULT 3600"),
+    ("result", "TEXT DEFAULT '{}'"),
+    ("error", "TEXT DEFAULT ''"),
+    ("depends_on", "TEXT DEFAULT '[]'"),
+];
+
+/// The counters of `work_stats`; the first four are the legacy ones.
+pub const WORK_STATS_KEYS: &[&str] = &[
+    "total_added",
+    "total_completed",
+    "total_failed",
+    "total_timeout",
+    "total_cancelled",
+];
+
+/// Everything except `work_items`, whose columns come from [`WORK_ITEM_COLUMNS`].
+const OTHER_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS work_stats (
+    key TEXT PRIMARY KEY,
+    value INTEGER DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    node_id TEXT DEFAULT '',
+    status TEXT DEFAULT 'assigned',
+    data TEXT DEFAULT 'null',
+    result TEXT DEFAULT 'null',
+    error TEXT DEFAULT '',
+    assigned_at REAL DEFAULT 0,
+    started_at REAL DEFAULT 0,
+    completed_at REAL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_jobs_node ON jobs (node_id, job_id);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    acquired_at_us INTEGER NOT NULL,
+    renewed_at_us INTEGER NOT NULL,
+    ttl_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS client_sessions (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    updated_us INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
+);
+CREATE INDEX IF NOT EXISTS idx_client_sessions_updated ON client_sessions (updated_us, client_id, seq);
+CREATE TABLE IF NOT EXISTS client_watermarks (
+    client_id TEXT PRIMARY KEY,
+    low INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_client_watermarks_updated ON client_watermarks (updated_us, client_id);
+CREATE TABLE IF NOT EXISTS sm_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+";
+
+/// The claim order index: `claim_next` walks `status = 'pending'` in exactly this order.
+const WORK_ITEM_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS idx_work_items_claim_order
+    ON work_items (status, priority DESC, created_at, work_id);
+CREATE INDEX IF NOT EXISTS idx_work_items_claimed_by ON work_items (claimed_by);
+";
+
+/// Opens (creating if needed) the state database at `path` and migrates it.
+///
+/// Pragmas: WAL journal, `synchronous=NORMAL` (a lost tail of applied entries is re-applied
+/// from the durable Raft log, so the state file does not need an fsync per commit),
+/// `busy_timeout=10000`, and foreign keys off (the legacy schema has none and the state machine
+/// checks references itself).
+pub fn open_state_db(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(storage_error)?;
+    configure(&conn, true)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// An in-memory, migrated state database for tests (same pragmas, except that an in-memory
+/// database has no WAL).
+pub fn open_in_memory() -> Result<Connection> {
+    let conn = Connection::open_in_memory().map_err(storage_error)?;
+    configure(&conn, false)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, wal: bool) -> Result<()> {
+    if wal {
+        // `journal_mode` answers with the mode now in force; WAL can be refused (e.g. on some
+        // network file systems), and running without it would change durability, so a refusal
+        // is an error.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(storage_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!("journal_mode=WAL was refused (journal_mode is {mode})"),
+            ));
+        }
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .and_then(|()| conn.pragma_update(None, "foreign_keys", "OFF"))
+        .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
+        .map_err(storage_error)
+}
+
+/// Creates every table and index that does not exist yet, adds `work_items` columns an older
+/// file lacks, seeds the `work_stats` counters and records the schema version. Idempotent, and
+/// never touches existing rows.
+pub fn migrate(conn: &Connection) -> Result<()> {
+    migrate_inner(conn).map_err(storage_error)
+}
+
+fn migrate_inner(conn: &Connection) -> rusqlite::Result<()> {
+    let columns: Vec<String> = WORK_ITEM_COLUMNS
+        .iter()
+        .map(|(name, decl)| format!("{name} {decl}"))
+        .collect();
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS work_items ({});",
+        columns.join(", ")
+    ))?;
+    let existing = table_columns(conn, "work_items")?;
+    for (name, decl) in WORK_ITEM_COLUMNS {
+        // A PRIMARY KEY cannot be added by ALTER TABLE; a table without work_id is not a
+        // work queue and the queries will say so.
+        if !existing.iter().any(|c| c.eq_ignore_ascii_case(name)) && *name != "work_id" {
+            conn.execute_batch(&format!("ALTER TABLE work_items ADD COLUMN {name} {decl};"))?;
+        }
+    }
+    conn.execute_batch(WORK_ITEM_INDEXES)?;
+    conn.execute_batch(OTHER_TABLES)?;
+    for key in WORK_STATS_KEYS {
+        conn.execute(
+            "INSERT OR IGNORE INTO work_stats (key, value) VALUES (?1, 0)",
+            [key],
+        )?;
+    }
+    meta::set_i64(conn, meta::SCHEMA_VERSION, SCHEMA_VERSION)?;
+    Ok(())
+}
+
+fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+    let names = stmt.query_map([table], |row| row.get::<_, String>(0))?;
+    names.collect()
+}
