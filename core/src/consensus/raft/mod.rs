@@ -6,9 +6,16 @@
 //! * [`rpc`]: the messages on a Raft connection (RPCs and forwarded client requests).
 //! * [`network`]: outbound RPCs (openraft's network factory) over multiplexed TCP.
 //! * [`server`]: inbound RPCs and forwarded client requests.
+//! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack).
+//! * [`state_store`]: the state machine on SQLite; [`snapshot`]: its snapshot files.
 
+pub mod log_store;
 pub mod network;
+pub mod node;
 pub mod node_id;
 pub mod rpc;
 pub mod server;
+pub mod session;
+pub mod snapshot;
+pub mod state_store;
 pub mod types;

@@ -156,7 +156,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> NetResult<AppendEntriesResponse<NodeId>> {
         match self
-            .send(RPCTypes::AppendEntries, &Request::AppendEntries(rpc), &option)
+            .send(
+                RPCTypes::AppendEntries,
+                &Request::AppendEntries(rpc),
+                &option,
+            )
             .await?
         {
             Response::AppendEntries(Ok(r)) => Ok(r),
@@ -173,7 +177,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> NetResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
         match self
-            .send(RPCTypes::InstallSnapshot, &Request::InstallSnapshot(rpc), &option)
+            .send(
+                RPCTypes::InstallSnapshot,
+                &Request::InstallSnapshot(rpc),
+                &option,
+            )
             .await?
         {
             Response::InstallSnapshot(Ok(r)) => Ok(r),
@@ -189,7 +197,10 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> NetResult<VoteResponse<NodeId>> {
-        match self.send(RPCTypes::Vote, &Request::Vote(rpc), &option).await? {
+        match self
+            .send(RPCTypes::Vote, &Request::Vote(rpc), &option)
+            .await?
+        {
             Response::Vote(Ok(r)) => Ok(r),
             Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(&other)),

@@ -16,8 +16,16 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 
 /// A node's name as a cheap `Copy` handle.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(&'static str);
+
+/// openraft fills placeholders with `NodeId::default()` and its storage suite expects that
+/// placeholder to equal `NodeId::from(0)` (as it is for `u64` ids), so the default is `"0"`.
+impl Default for NodeId {
+    fn default() -> Self {
+        NodeId::new("0")
+    }
+}
 
 fn interner() -> &'static Mutex<HashSet<&'static str>> {
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();

@@ -25,6 +25,8 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A client write forwarded to the node believed to lead. The leader stamps `now_us`.
     ClientWrite(Envelope),
+    /// A read from a node without a replica: the leader serves it linearizably.
+    Read(crate::consensus::read::ReadQuery),
     /// Read-index request: the leader confirms its leadership with a quorum and answers the
     /// log index a linearizable read must wait for.
     ReadIndex,
@@ -72,6 +74,8 @@ pub enum Response {
     ),
     /// Answer to [`Request::ClientWrite`]: the result and the entry's log index.
     ClientWrite(Result<(u64, CommandResult), ForwardError>),
+    /// Answer to [`Request::Read`].
+    Read(Result<serde_json::Value, ForwardError>),
     /// Answer to [`Request::ReadIndex`].
     ReadIndex(Result<u64, ForwardError>),
     /// Answer to management requests.

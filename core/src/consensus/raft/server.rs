@@ -4,7 +4,9 @@
 
 use super::node_id::NodeId;
 use super::rpc::{decode, encode, ForwardError, Request, Response};
+use super::state_store::StateReader;
 use super::types::{Raft, RaftPeer};
+use crate::consensus::read::ReadQuery;
 use crate::state::Envelope;
 use openraft::error::{ClientWriteError, RaftError};
 use std::collections::BTreeSet;
@@ -84,8 +86,28 @@ pub async fn remove_voter(raft: &Raft, node_id: NodeId) -> Result<(), ForwardErr
     Ok(())
 }
 
+/// Serves a client-only node's read: confirm leadership, wait for apply, read locally.
+async fn serve_read(
+    raft: &Raft,
+    reader: &StateReader,
+    query: ReadQuery,
+) -> Result<serde_json::Value, ForwardError> {
+    raft.ensure_linearizable()
+        .await
+        .map_err(|e| forward_error(&e))?;
+    reader
+        .read(move |conn| crate::consensus::read::execute(conn, &query))
+        .await
+        .map_err(|e| match e.kind() {
+            crate::error::ErrorKind::InvalidArgument => {
+                ForwardError::Invalid(e.message().to_string())
+            }
+            _ => ForwardError::Unavailable(e.to_string()),
+        })
+}
+
 /// Answers one decoded request.
-pub async fn handle(raft: Raft, request: Request) -> Response {
+pub async fn handle(raft: Raft, reader: StateReader, request: Request) -> Response {
     match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
@@ -93,6 +115,7 @@ pub async fn handle(raft: Raft, request: Request) -> Response {
             Response::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
         Request::ClientWrite(env) => Response::ClientWrite(propose(&raft, env).await),
+        Request::Read(query) => Response::Read(serve_read(&raft, &reader, query).await),
         Request::ReadIndex => Response::ReadIndex(match raft.get_read_log_id().await {
             Ok((read_log_id, _applied)) => Ok(read_log_id.map(|l| l.index).unwrap_or(0)),
             Err(err) => Err(forward_error(&err)),
@@ -100,17 +123,20 @@ pub async fn handle(raft: Raft, request: Request) -> Response {
         Request::AddVoter { node_id, addr } => {
             Response::Management(add_voter(&raft, node_id, addr).await)
         }
-        Request::RemoveVoter { node_id } => Response::Management(remove_voter(&raft, node_id).await),
+        Request::RemoveVoter { node_id } => {
+            Response::Management(remove_voter(&raft, node_id).await)
+        }
     }
 }
 
 /// The transport handler: decode, answer, encode. Malformed payloads get an answer saying so.
-pub fn handler(raft: Raft) -> crate::transport::tcp::Handler {
+pub fn handler(raft: Raft, reader: StateReader) -> crate::transport::tcp::Handler {
     Arc::new(move |payload: Vec<u8>| {
         let raft = raft.clone();
+        let reader = reader.clone();
         Box::pin(async move {
             let response = match decode::<Request>(&payload) {
-                Ok(request) => handle(raft, request).await,
+                Ok(request) => handle(raft, reader, request).await,
                 Err(err) => Response::Malformed(err),
             };
             encode(&response)

@@ -1,0 +1,851 @@
+//! [`RaftNode`]: one node's Raft — a voter replica with its SQLite stores and TCP listener, or,
+//! for a node outside the voter list, a client that sends every operation to the voters.
+//!
+//! Writes are proposed locally when this node leads and otherwise forwarded (one hop) to the
+//! leader it knows; on "not leader", an unreachable peer or a leader change the write is
+//! retried with the same session `seq` until the caller's deadline, so it is applied exactly
+//! once and never hangs past the deadline. Reads are linearizable by default (read-index
+//! through the leader, then served from the local replica once it has applied that far) or
+//! served from the local replica with `stale_ok`.
+
+use super::network::{CallError, NetworkFactory, Peers};
+use super::node_id::NodeId;
+use super::rpc::{ForwardError, Request, Response};
+use super::server;
+use super::session::ClientSession;
+use super::types::{Raft, RaftPeer};
+use super::{log_store::LogStore, state_store::StateReader, state_store::StateStore};
+use crate::consensus::read::{self, ReadQuery};
+use crate::error::{Error, ErrorKind, Result};
+use crate::state::{Command, CommandResult, Envelope};
+use crate::transport::tcp::{serve, RpcError, ServerStats};
+use openraft::{ServerState, SnapshotPolicy};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Pause between retries while there is no leader (an election takes a few election timeouts).
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct RaftNodeConfig {
+    /// This node's id.
+    pub node_id: String,
+    /// Cluster name carried in every frame.
+    pub cluster_name: String,
+    /// Where the Raft listener binds (port 0 = any free port; voters usually give the port).
+    pub bind: SocketAddr,
+    /// The host peers use to reach this node.
+    pub advertise_host: std::net::IpAddr,
+    /// `<data_dir>/raft` holds `log.db`, `state.db` and snapshots.
+    pub data_dir: PathBuf,
+    /// Voters as `(node_id, host:port)`; empty means a single-node cluster of this node.
+    pub voters: Vec<(String, String)>,
+    /// Leader heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Election timeout range.
+    pub election_timeout_min: Duration,
+    /// Election timeout range.
+    pub election_timeout_max: Duration,
+    /// Time between snapshots (also taken every [`SNAPSHOT_EVERY_ENTRIES`]).
+    pub snapshot_interval: Duration,
+    /// Run an empty replica that waits to be added by `add_voter` (it never initializes a
+    /// group, even when it is not in `voters`).
+    pub join_existing: bool,
+}
+
+/// A snapshot is also taken after this many entries.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 50_000;
+
+/// What a node reports about Raft (the `raft` part of the status, plus detail).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RaftStatus {
+    /// `voter` (runs a replica) or `client` (not in the voter list).
+    pub role: String,
+    /// The group has a membership (initialized).
+    pub initialized: bool,
+    /// This node leads and has a quorum acknowledgement younger than the minimum election
+    /// timeout (so two nodes never both act as leader).
+    pub is_leader: bool,
+    /// Leader's node id, `""` when none is known.
+    pub leader_id: String,
+    /// Leader's Raft address, `""` when none is known.
+    pub leader_address: String,
+    /// Current term.
+    pub term: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Last applied index.
+    pub applied_index: u64,
+    /// Index of the latest snapshot.
+    pub snapshot_index: u64,
+    /// Voter ids.
+    pub voters: Vec<String>,
+    /// Learner ids.
+    pub learners: Vec<String>,
+    /// Raft listener address, for voters.
+    pub raft_address: String,
+}
+
+/// Called with the new leader id (`""` for none) on every change.
+pub type LeaderSink = Arc<dyn Fn(String) + Send + Sync>;
+
+struct Replica {
+    raft: Raft,
+    reader: StateReader,
+    stop_server: watch::Sender<bool>,
+    stats: Arc<ServerStats>,
+}
+
+/// A running Raft node (voter or client).
+pub struct RaftNode {
+    id: NodeId,
+    address: String,
+    replica: Option<Replica>,
+    peers: Peers,
+    voters: Vec<(NodeId, String)>,
+    session: ClientSession,
+    leader_hint: Mutex<Option<(NodeId, String)>>,
+    status: Arc<RwLock<RaftStatus>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stopped: watch::Sender<bool>,
+    single_voter: bool,
+    quorum_ack_limit: Duration,
+}
+
+fn raft_error(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Unavailable, format!("{what}: {err}"))
+}
+
+impl RaftNode {
+    /// Starts the node. A voter opens its stores under `data_dir/raft`, binds its listener and
+    /// initializes the group on first start (idempotent when every voter does it at once); a
+    /// restart recovers from disk and never re-initializes.
+    pub async fn start(cfg: RaftNodeConfig, on_leader: LeaderSink) -> Result<RaftNode> {
+        let id = NodeId::new(&cfg.node_id);
+        let peers = Peers::new(&cfg.cluster_name);
+        let mut voters: Vec<(NodeId, String)> = cfg
+            .voters
+            .iter()
+            .map(|(n, a)| (NodeId::new(n), a.clone()))
+            .collect();
+        let is_voter =
+            cfg.join_existing || voters.is_empty() || voters.iter().any(|(n, _)| *n == id);
+        let (stopped, _) = watch::channel(false);
+        let status = Arc::new(RwLock::new(RaftStatus::default()));
+        if !is_voter {
+            let node = RaftNode {
+                id,
+                address: String::new(),
+                replica: None,
+                peers,
+                single_voter: voters.len() == 1,
+                voters,
+                session: ClientSession::new(&cfg.node_id),
+                leader_hint: Mutex::new(None),
+                status,
+                tasks: Mutex::new(Vec::new()),
+                stopped,
+                quorum_ack_limit: cfg.election_timeout_min,
+            };
+            node.set_status(|s| {
+                s.role = "client".into();
+                s.voters = node.voters.iter().map(|(n, _)| n.to_string()).collect();
+            });
+            return Ok(node);
+        }
+
+        let listener = TcpListener::bind(cfg.bind).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot bind the Raft TCP listener to {}: {e}", cfg.bind),
+            )
+        })?;
+        let bound = listener.local_addr()?;
+        let address = SocketAddr::new(cfg.advertise_host, bound.port()).to_string();
+        if voters.is_empty() {
+            voters.push((id, address.clone()));
+        }
+        let dir = cfg.data_dir.join("raft");
+        let log_store = LogStore::open(&dir).await?;
+        let state = StateStore::open(&dir).await?;
+        let reader = state.reader();
+        let raft_config = openraft::Config {
+            cluster_name: cfg.cluster_name.clone(),
+            heartbeat_interval: cfg.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: cfg.election_timeout_min.as_millis() as u64,
+            election_timeout_max: cfg.election_timeout_max.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+            max_in_snapshot_log_to_keep: 1_000,
+            max_payload_entries: 512,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::invalid_config(format!("Raft timings: {e}")))?;
+        let raft = Raft::new(
+            id,
+            Arc::new(raft_config),
+            NetworkFactory::new(peers.clone()),
+            log_store,
+            state,
+        )
+        .await
+        .map_err(|e| raft_error("cannot start Raft", e))?;
+
+        let (stop_server, server_rx) = watch::channel(false);
+        let stats = Arc::new(ServerStats::default());
+        let server_task = tokio::spawn(serve(
+            listener,
+            peers_codec(&cfg.cluster_name),
+            server::handler(raft.clone(), reader.clone()),
+            stats.clone(),
+            server_rx,
+        ));
+
+        let node = RaftNode {
+            id,
+            address: address.clone(),
+            replica: Some(Replica {
+                raft: raft.clone(),
+                reader,
+                stop_server,
+                stats,
+            }),
+            peers,
+            single_voter: voters.len() == 1,
+            voters,
+            session: ClientSession::new(&cfg.node_id),
+            leader_hint: Mutex::new(None),
+            status,
+            tasks: Mutex::new(vec![server_task]),
+            stopped,
+            quorum_ack_limit: cfg.election_timeout_min,
+        };
+        if !cfg.join_existing {
+            node.initialize_or_check(&raft).await?;
+        }
+        node.spawn(watch_metrics(
+            raft.clone(),
+            node.status.clone(),
+            on_leader,
+            address,
+            node.single_voter,
+            node.quorum_ack_limit,
+        ));
+        node.spawn(leader_duties(
+            raft.clone(),
+            cfg.snapshot_interval,
+            node.stopped.subscribe(),
+        ));
+        Ok(node)
+    }
+
+    async fn initialize_or_check(&self, raft: &Raft) -> Result<()> {
+        let members: BTreeMap<NodeId, RaftPeer> = self
+            .voters
+            .iter()
+            .map(|(n, a)| (*n, RaftPeer { addr: a.clone() }))
+            .collect();
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| raft_error("Raft stopped", e))?;
+        if !initialized {
+            // Every voter calls this with the same membership; whoever is second is refused
+            // with NotAllowed, which is the expected outcome, not an error.
+            if let Err(err) = raft.initialize(members).await {
+                tracing::debug!(%err, "Raft initialize refused (already initialized elsewhere)");
+            }
+            return Ok(());
+        }
+        let on_disk: Vec<NodeId> = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let wanted: Vec<NodeId> = members.keys().copied().collect();
+        if on_disk != wanted {
+            if on_disk == vec![self.id] && wanted.len() > 1 {
+                return Err(Error::invalid_config(format!(
+                    "RINGRIFT_RAFT_VOTERS lists {wanted:?}, but the data directory was initialized \
+                     as a single-node cluster of {}; start with an empty data directory or \
+                     change voters with add_voter",
+                    self.id
+                )));
+            }
+            tracing::warn!(
+                ?on_disk,
+                ?wanted,
+                "Raft membership on disk differs from RINGRIFT_RAFT_VOTERS; the disk wins \
+                 (change voters with add_voter / remove_voter)"
+            );
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(tokio::spawn(fut));
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut RaftStatus)) {
+        if let Ok(mut s) = self.status.write() {
+            f(&mut s);
+        }
+    }
+
+    /// The latest status (no waiting on Raft).
+    pub fn status(&self) -> RaftStatus {
+        self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The advertised Raft address (`""` for a client).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Connections refused for a bad frame (another cluster, garbage).
+    pub fn bad_frames(&self) -> u64 {
+        self.replica
+            .as_ref()
+            .map(|r| {
+                r.stats
+                    .bad_frames
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .unwrap_or(0)
+    }
+
+    fn leader_target(&self) -> Option<(NodeId, String)> {
+        if let Some(replica) = &self.replica {
+            let m = replica.raft.metrics().borrow().clone();
+            if let Some(leader) = m.current_leader {
+                if let Some(node) = m.membership_config.membership().get_node(&leader) {
+                    return Some((leader, node.addr.clone()));
+                }
+            }
+        }
+        self.leader_hint.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn remember_leader(&self, leader: Option<NodeId>, addr: Option<String>) {
+        if let Ok(mut hint) = self.leader_hint.lock() {
+            *hint = match (leader, addr) {
+                (Some(l), Some(a)) => Some((l, a)),
+                (Some(l), None) => self
+                    .voters
+                    .iter()
+                    .find(|(n, _)| *n == l)
+                    .map(|(n, a)| (*n, a.clone())),
+                _ => None,
+            };
+        }
+    }
+
+    /// Proposes `command` and waits for its result until `timeout`. `request_id` makes the
+    /// caller's own retries idempotent. Rejections (duplicate id, backpressure, ...) come back
+    /// as errors of their kind; `Unavailable` means not applied, `Timeout` means unknown.
+    pub async fn write(
+        &self,
+        command: Command,
+        timeout: Duration,
+        request_id: Option<&str>,
+    ) -> Result<CommandResult> {
+        let ticket = self.session.begin(request_id);
+        let env = Envelope {
+            client_id: ticket.client_id.clone(),
+            seq: ticket.seq,
+            first_unacked: ticket.first_unacked,
+            now_us: 0,
+            command,
+        };
+        let result = self.write_until(env, Instant::now() + timeout).await;
+        self.session.finish(&ticket);
+        let result = result?;
+        match result.rejection() {
+            Some(err) => Err(err),
+            None => Ok(result),
+        }
+    }
+
+    async fn write_until(&self, env: Envelope, deadline: Instant) -> Result<CommandResult> {
+        let mut maybe_applied = false;
+        let mut rotate = 0usize;
+        let mut last_error = String::from("no leader");
+        loop {
+            if *self.stopped.borrow() {
+                return Err(Error::new(ErrorKind::Shutdown, "the Raft node is stopped"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(if maybe_applied {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("write not confirmed before the deadline ({last_error}); it may or may not have been applied"),
+                    )
+                } else {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("write not applied before the deadline: {last_error}"),
+                    )
+                });
+            }
+            let target = self.leader_target();
+            let local_leader =
+                matches!((&target, &self.replica), (Some((l, _)), Some(_)) if *l == self.id);
+            let answer = if local_leader {
+                let replica = self
+                    .replica
+                    .as_ref()
+                    .ok_or_else(|| raft_error("no replica", ""))?;
+                maybe_applied = true;
+                match tokio::time::timeout_at(deadline, server::propose(&replica.raft, env.clone()))
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(_) => continue,
+                }
+            } else {
+                let addr = match &target {
+                    Some((_, addr)) => addr.clone(),
+                    None => {
+                        rotate += 1;
+                        match self.voters.get(rotate % self.voters.len().max(1)) {
+                            Some((_, addr)) if self.replica.is_none() => addr.clone(),
+                            _ => {
+                                tokio::time::sleep(RETRY_PAUSE).await;
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match self
+                    .peers
+                    .call(&addr, &Request::ClientWrite(env.clone()), remaining)
+                    .await
+                {
+                    Ok(Response::ClientWrite(answer)) => {
+                        maybe_applied = true;
+                        answer
+                    }
+                    Ok(other) => Err(ForwardError::Unavailable(format!(
+                        "unexpected answer {other:?}"
+                    ))),
+                    Err(CallError::Rpc(RpcError::Timeout(a))) => {
+                        maybe_applied = true;
+                        Err(ForwardError::Unavailable(format!("{a} did not answer")))
+                    }
+                    Err(CallError::Rpc(RpcError::Disconnected(a))) => {
+                        maybe_applied = true;
+                        self.remember_leader(None, None);
+                        Err(ForwardError::Unavailable(format!("connection to {a} lost")))
+                    }
+                    Err(err) => {
+                        self.remember_leader(None, None);
+                        Err(ForwardError::Unavailable(err.to_string()))
+                    }
+                }
+            };
+            match answer {
+                Ok((_, result)) => return Ok(result),
+                Err(ForwardError::NotLeader {
+                    leader,
+                    leader_addr,
+                }) => {
+                    last_error = format!("not leader (hint {leader:?})");
+                    self.remember_leader(leader, leader_addr);
+                    if leader.is_none() {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+                Err(ForwardError::Unavailable(why)) => {
+                    last_error = why;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(ForwardError::Invalid(why)) => {
+                    return Err(Error::new(ErrorKind::InvalidArgument, why))
+                }
+            }
+        }
+    }
+
+    /// Runs a read. `stale_ok` serves the local replica as it is; otherwise the read is
+    /// linearizable: the leader confirms its leadership with a quorum, and the replica waits
+    /// until it has applied the leader's commit index before reading.
+    pub async fn read(
+        &self,
+        query: ReadQuery,
+        stale_ok: bool,
+        timeout: Duration,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let Some(replica) = &self.replica else {
+            return self.read_remote(query, deadline).await;
+        };
+        if !stale_ok {
+            let index = self.read_index(deadline).await?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            replica
+                .raft
+                .wait(Some(remaining))
+                .applied_index_at_least(Some(index), "linearizable read")
+                .await
+                .map_err(|e| {
+                    Error::new(ErrorKind::Timeout, format!("replica did not catch up: {e}"))
+                })?;
+        }
+        replica
+            .reader
+            .read(move |conn| read::execute(conn, &query))
+            .await
+    }
+
+    async fn read_index(&self, deadline: Instant) -> Result<u64> {
+        loop {
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "no leader confirmed a read index before the deadline",
+                ));
+            }
+            let target = self.leader_target();
+            if let (Some((leader, _)), Some(replica)) = (&target, &self.replica) {
+                if *leader == self.id {
+                    match replica.raft.get_read_log_id().await {
+                        Ok((read_log_id, _)) => {
+                            return Ok(read_log_id.map(|l| l.index).unwrap_or(0))
+                        }
+                        Err(err) => {
+                            let fwd = server::forward_error(&err);
+                            if let ForwardError::NotLeader {
+                                leader,
+                                leader_addr,
+                            } = fwd
+                            {
+                                self.remember_leader(leader, leader_addr);
+                            }
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let Some((_, addr)) = target else {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.peers.call(&addr, &Request::ReadIndex, remaining).await {
+                Ok(Response::ReadIndex(Ok(index))) => return Ok(index),
+                Ok(Response::ReadIndex(Err(ForwardError::NotLeader {
+                    leader,
+                    leader_addr,
+                }))) => self.remember_leader(leader, leader_addr),
+                _ => {
+                    self.remember_leader(None, None);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    async fn read_remote(&self, query: ReadQuery, deadline: Instant) -> Result<serde_json::Value> {
+        let mut rotate = 0usize;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "no voter answered the read",
+                ));
+            }
+            let addr = match self.leader_target() {
+                Some((_, addr)) => addr,
+                None => {
+                    rotate += 1;
+                    match self.voters.get(rotate % self.voters.len().max(1)) {
+                        Some((_, addr)) => addr.clone(),
+                        None => {
+                            return Err(Error::new(ErrorKind::Unavailable, "no voters configured"))
+                        }
+                    }
+                }
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self
+                .peers
+                .call(&addr, &Request::Read(query.clone()), remaining)
+                .await
+            {
+                Ok(Response::Read(Ok(value))) => return Ok(value),
+                Ok(Response::Read(Err(ForwardError::NotLeader {
+                    leader,
+                    leader_addr,
+                }))) => {
+                    self.remember_leader(leader, leader_addr);
+                    if leader.is_none() {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+                Ok(Response::Read(Err(ForwardError::Invalid(why)))) => {
+                    return Err(Error::new(ErrorKind::InvalidArgument, why))
+                }
+                _ => {
+                    self.remember_leader(None, None);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// Adds a voter (as a learner first, promoted once it has caught up).
+    pub async fn add_voter(&self, node_id: &str, addr: &str, timeout: Duration) -> Result<()> {
+        self.manage(
+            Request::AddVoter {
+                node_id: NodeId::new(node_id),
+                addr: addr.to_string(),
+            },
+            timeout,
+        )
+        .await
+    }
+
+    /// Removes a voter.
+    pub async fn remove_voter(&self, node_id: &str, timeout: Duration) -> Result<()> {
+        self.manage(
+            Request::RemoveVoter {
+                node_id: NodeId::new(node_id),
+            },
+            timeout,
+        )
+        .await
+    }
+
+    async fn manage(&self, request: Request, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "membership change not done before the deadline",
+                ));
+            }
+            let answer = match (self.leader_target(), &self.replica) {
+                (Some((leader, _)), Some(replica)) if leader == self.id => match &request {
+                    Request::AddVoter { node_id, addr } => {
+                        server::add_voter(&replica.raft, *node_id, addr.clone()).await
+                    }
+                    Request::RemoveVoter { node_id } => {
+                        server::remove_voter(&replica.raft, *node_id).await
+                    }
+                    _ => Err(ForwardError::Invalid("not a membership request".into())),
+                },
+                (Some((_, addr)), _) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    match self.peers.call(&addr, &request, remaining).await {
+                        Ok(Response::Management(answer)) => answer,
+                        _ => Err(ForwardError::Unavailable("leader did not answer".into())),
+                    }
+                }
+                (None, _) => Err(ForwardError::Unavailable("no leader".into())),
+            };
+            match answer {
+                Ok(()) => return Ok(()),
+                Err(ForwardError::Invalid(why)) => {
+                    return Err(Error::new(ErrorKind::InvalidArgument, why))
+                }
+                Err(ForwardError::NotLeader {
+                    leader,
+                    leader_addr,
+                }) => self.remember_leader(leader, leader_addr),
+                Err(ForwardError::Unavailable(_)) => tokio::time::sleep(RETRY_PAUSE * 5).await,
+            }
+        }
+    }
+
+    /// Takes a snapshot now, waits for it, and purges the log up to it (tests and operators
+    /// use this to force followers onto install-snapshot).
+    pub async fn snapshot_and_purge(&self) -> Result<u64> {
+        let replica = self
+            .replica
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Unavailable, "a client node has no replica"))?;
+        let applied = replica.raft.metrics().borrow().last_applied;
+        replica
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| raft_error("snapshot", e))?;
+        let mut metrics = replica.raft.metrics();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let snapshot = metrics.borrow_and_update().snapshot;
+            if snapshot >= applied {
+                let index = snapshot.map(|l| l.index).unwrap_or(0);
+                replica
+                    .raft
+                    .trigger()
+                    .purge_log(index)
+                    .await
+                    .map_err(|e| raft_error("purge", e))?;
+                return Ok(index);
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
+            {
+                return Err(Error::new(ErrorKind::Timeout, "snapshot not built in 30 s"));
+            }
+        }
+    }
+
+    /// Stops Raft, the listener and every task. Idempotent.
+    pub async fn stop(&self) {
+        if self.stopped.send_replace(true) {
+            return;
+        }
+        if let Some(replica) = &self.replica {
+            let _ = replica.stop_server.send(true);
+            let _ = replica.raft.shutdown().await;
+        }
+        let tasks: Vec<JoinHandle<()>> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        self.set_status(|s| {
+            s.is_leader = false;
+        });
+    }
+}
+
+fn peers_codec(cluster_name: &str) -> crate::transport::frame::FrameCodec {
+    crate::transport::frame::FrameCodec::new(cluster_name)
+}
+
+/// Keeps the status current and reports every leader change (including "no leader").
+async fn watch_metrics(
+    raft: Raft,
+    status: Arc<RwLock<RaftStatus>>,
+    on_leader: LeaderSink,
+    address: String,
+    single_voter: bool,
+    quorum_ack_limit: Duration,
+) {
+    let mut metrics = raft.metrics();
+    let mut last_leader: Option<NodeId> = None;
+    let mut first = true;
+    loop {
+        let m = metrics.borrow_and_update().clone();
+        let membership = m.membership_config.membership();
+        let leader_addr = m
+            .current_leader
+            .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone()))
+            .unwrap_or_default();
+        let fresh_quorum = single_voter
+            || m.millis_since_quorum_ack
+                .is_some_and(|ms| Duration::from_millis(ms) < quorum_ack_limit);
+        let is_leader =
+            m.state == ServerState::Leader && m.current_leader == Some(m.id) && fresh_quorum;
+        let voters: Vec<String> = membership.voter_ids().map(|n| n.to_string()).collect();
+        let learners: Vec<String> = membership.learner_ids().map(|n| n.to_string()).collect();
+        if let Ok(mut s) = status.write() {
+            *s = RaftStatus {
+                role: "voter".into(),
+                initialized: !voters.is_empty(),
+                is_leader,
+                leader_id: m.current_leader.map(|l| l.to_string()).unwrap_or_default(),
+                leader_address: leader_addr,
+                term: m.current_term,
+                last_log_index: m.last_log_index.unwrap_or(0),
+                applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+                snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+                voters,
+                learners,
+                raft_address: address.clone(),
+            };
+        }
+        if first || m.current_leader != last_leader {
+            if !(first && m.current_leader.is_none()) {
+                on_leader(m.current_leader.map(|l| l.to_string()).unwrap_or_default());
+            }
+            last_leader = m.current_leader;
+            first = false;
+        }
+        // Quorum freshness changes without a metrics event: re-check at the heartbeat pace.
+        match tokio::time::timeout(quorum_ack_limit / 2, metrics.changed()).await {
+            Ok(Ok(())) | Err(_) => {}
+            Ok(Err(_)) => return,
+        }
+    }
+}
+
+/// What the leader proposes by itself: timeouts of claimed work and expiry of locks (every
+/// second), retention cleanup (every minute), and snapshots every `snapshot_interval` on every
+/// node.
+async fn leader_duties(
+    raft: Raft,
+    snapshot_interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut snapshot_due = Instant::now() + snapshot_interval;
+    let mut cleanup_due = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        let now = Instant::now();
+        if now >= snapshot_due {
+            snapshot_due = now + snapshot_interval;
+            let _ = raft.trigger().snapshot().await;
+        }
+        let leading = {
+            let m = raft.metrics().borrow().clone();
+            m.state == ServerState::Leader
+        };
+        if !leading {
+            continue;
+        }
+        for command in [Command::WorkCheckTimeouts, Command::LockExpire] {
+            let _ = server::propose(&raft, Envelope::new(0, command)).await;
+        }
+        if now >= cleanup_due {
+            cleanup_due = now + Duration::from_secs(60);
+            let day_us = 24 * 3600 * 1_000_000;
+            let _ = server::propose(
+                &raft,
+                Envelope::new(
+                    0,
+                    Command::WorkCleanup {
+                        retention_us: day_us,
+                    },
+                ),
+            )
+            .await;
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Raft storage on SQLite: openraft's conformance suite, plus crash/reopen and snapshot tests.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
+use openraft::testing::{blank_ent, log_id, membership_ent, StoreBuilder, Suite};
+use openraft::{AnyError, EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
+use serde_json::json;
+use swimraft_core::consensus::raft::log_store::LogStore;
+use swimraft_core::consensus::raft::node_id::NodeId;
+use swimraft_core::consensus::raft::state_store::{StateStore, SNAPSHOT_DIR, STATE_DB_FILE};
+use swimraft_core::consensus::raft::types::{Entry, StorageError, TypeConfig, Vote};
+use swimraft_core::state::command::{Command, CommandResult, Envelope, NewWorkItem};
+use swimraft_core::state::queries::state_digest;
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
+
+/// A fresh temp dir per suite case; the guard deletes it when the case ends.
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateStore, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateStore), StorageError> {
+        let to_storage =
+            |e: swimraft_core::Error| StorageError::from(StorageIOError::write(AnyError::new(&e)));
+        let dir = tempfile::tempdir()
+            .map_err(|e| StorageError::from(StorageIOError::write(AnyError::new(&e))))?;
+        let raft = dir.path().join("raft");
+        let log = LogStore::open(&raft).await.map_err(to_storage)?;
+        let sm = StateStore::open(&raft).await.map_err(to_storage)?;
+        Ok((dir, log, sm))
+    }
+}
+
+/// openraft's storage conformance suite, verbatim, on the SQLite stores.
+#[test]
+fn openraft_storage_suite() {
+    Suite::test_all(Builder).unwrap();
+}
+
+fn node(n: u64) -> NodeId {
+    NodeId::from(n)
+}
+
+fn raft_dir(dir: &TempDir) -> PathBuf {
+    dir.path().join("raft")
+}
+
+fn normal(term: u64, index: u64, command: Command) -> Entry {
+    Entry {
+        log_id: log_id(term, node(1), index),
+        payload: EntryPayload::Normal(Envelope::with_session(
+            "client-1",
+            index,
+            1_000_000 + index as i64,
+            command,
+        )),
+    }
+}
+
+/// A log touching every table: membership, work items, a lock, kv, sessions.
+fn workload() -> Vec<Entry> {
+    let voters = BTreeSet::from([node(1), node(2), node(3)]);
+    vec![
+        membership_ent::<TypeConfig>(1, node(1), 1, vec![voters]),
+        blank_ent::<TypeConfig>(1, node(1), 2),
+        normal(
+            1,
+            3,
+            Command::WorkAdd {
+                item: NewWorkItem::new("w1", "selfplay"),
+                force: false,
+            },
+        ),
+        normal(
+            1,
+            4,
+            Command::WorkAdd {
+                item: NewWorkItem::new("w2", "train"),
+                force: false,
+            },
+        ),
+        normal(
+            1,
+            5,
+            Command::WorkClaim {
+                work_id: "w1".into(),
+                node_id: "gpu-1".into(),
+            },
+        ),
+        normal(
+            1,
+            6,
+            Command::LockAcquire {
+                name: "leader-tasks".into(),
+                holder: "gpu-1".into(),
+                ttl_us: 60_000_000,
+            },
+        ),
+        normal(
+            2,
+            7,
+            Command::KvSet {
+                key: "config/a".into(),
+                value: json!({"x": 1}),
+            },
+        ),
+    ]
+}
+
+async fn digest(sm: &StateStore) -> String {
+    sm.reader().read(state_digest).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_survives_reopen_without_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = raft_dir(&dir);
+    let entries: Vec<Entry> = (1..=20)
+        .map(|i| blank_ent::<TypeConfig>(1 + i / 10, node(1), i))
+        .collect();
+    let vote = Vote::new(3, node(2));
+    {
+        let mut log = LogStore::open(&raft).await.unwrap();
+        log.save_vote(&vote).await.unwrap();
+        log.blocking_append(entries.clone()).await.unwrap();
+        log.save_committed(Some(log_id(2, node(1), 15)))
+            .await
+            .unwrap();
+        // The committed id is queued, not awaited: a later awaited write flushes it in order.
+        log.save_vote(&vote).await.unwrap();
+        // Dropped without any shutdown.
+    }
+    let mut log = LogStore::open(&raft).await.unwrap();
+    assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(
+        log.read_committed().await.unwrap(),
+        Some(log_id(2, node(1), 15))
+    );
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(log_id(3, node(1), 20)));
+    assert_eq!(state.last_purged_log_id, None);
+    let read = log.try_get_log_entries(1..=20).await.unwrap();
+    assert_eq!(
+        read.iter().map(|e| e.log_id).collect::<Vec<_>>(),
+        entries.iter().map(|e| e.log_id).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_and_purge_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = raft_dir(&dir);
+    {
+        let mut log = LogStore::open(&raft).await.unwrap();
+        log.blocking_append((1..=10).map(|i| blank_ent::<TypeConfig>(1, node(1), i)))
+            .await
+            .unwrap();
+        log.truncate(log_id(1, node(1), 9)).await.unwrap();
+        log.purge(log_id(1, node(1), 4)).await.unwrap();
+    }
+    let mut log = LogStore::open(&raft).await.unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, node(1), 4)));
+    assert_eq!(state.last_log_id, Some(log_id(1, node(1), 8)));
+    let indexes: Vec<u64> = log
+        .try_get_log_entries(..)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.log_id.index)
+        .collect();
+    assert_eq!(indexes, vec![5, 6, 7, 8]);
+
+    // Purging everything keeps the purged id as the last log id across a reopen.
+    log.purge(log_id(1, node(1), 8)).await.unwrap();
+    drop(log);
+    let mut log = LogStore::open(&raft).await.unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, node(1), 8)));
+    assert_eq!(state.last_log_id, Some(log_id(1, node(1), 8)));
+    assert!(log.try_get_log_entries(..).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = raft_dir(&dir);
+    let (applied, digest_before) = {
+        let mut sm = StateStore::open(&raft).await.unwrap();
+        let results = sm.apply(workload()).await.unwrap();
+        assert_eq!(results.len(), 7, "one result per entry");
+        assert_eq!(results[0], CommandResult::Unit, "membership");
+        assert_eq!(results[1], CommandResult::Unit, "blank");
+        assert_eq!(results[2], CommandResult::WorkId("w1".into()));
+        assert_eq!(results[5], CommandResult::Token(Some(6)));
+        (sm.applied_state().await.unwrap(), digest(&sm).await)
+    };
+    assert_eq!(applied.0, Some(log_id(2, node(1), 7)));
+    assert_eq!(applied.1.log_id(), &Some(log_id(1, node(1), 1)));
+
+    let mut sm = StateStore::open(&raft).await.unwrap();
+    assert_eq!(sm.applied_state().await.unwrap(), applied);
+    assert_eq!(digest(&sm).await, digest_before);
+    let last = sm
+        .reader()
+        .read(swimraft_core::state::queries::last_applied_index)
+        .await
+        .unwrap();
+    assert_eq!(last, Some(7));
+
+    // Applying continues where it stopped.
+    let more = vec![
+        blank_ent::<TypeConfig>(3, node(1), 8),
+        normal(
+            3,
+            9,
+            Command::KvSet {
+                key: "config/b".into(),
+                value: json!(2),
+            },
+        ),
+    ];
+    assert_eq!(sm.apply(more).await.unwrap().len(), 2);
+    assert_eq!(sm.applied_log_id(), Some(log_id(3, node(1), 9)));
+}
+
+fn snapshot_files(raft: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(raft.join(SNAPSHOT_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_round_trip_into_a_fresh_store() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let mut leader = StateStore::open(&raft_dir(&leader_dir)).await.unwrap();
+    leader.apply(workload()).await.unwrap();
+
+    let first = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(first.meta.last_log_id, Some(log_id(2, node(1), 7)));
+    leader
+        .apply(vec![blank_ent::<TypeConfig>(2, node(1), 8)])
+        .await
+        .unwrap();
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, node(1), 8)));
+    assert_ne!(snapshot.meta.snapshot_id, first.meta.snapshot_id);
+    assert_eq!(
+        snapshot_files(&raft_dir(&leader_dir)).len(),
+        2,
+        "only the newest snapshot (.db + .json) is kept"
+    );
+    let current = leader.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, snapshot.meta);
+
+    // Stream it the way openraft does: write into the receiving file, then install.
+    let mut follower = StateStore::open(&raft_dir(&follower_dir)).await.unwrap();
+    follower
+        .apply(vec![normal(
+            1,
+            1,
+            Command::KvSet {
+                key: "overwritten".into(),
+                value: json!(true),
+            },
+        )])
+        .await
+        .unwrap();
+    let data_file = snapshot_files(&raft_dir(&leader_dir))
+        .into_iter()
+        .find(|name| name.ends_with(".db"))
+        .unwrap();
+    let data = std::fs::read(raft_dir(&leader_dir).join(SNAPSHOT_DIR).join(data_file)).unwrap();
+    let mut receiving = follower.begin_receiving_snapshot().await.unwrap();
+    for chunk in data.chunks(1000) {
+        receiving.write_all(chunk).await.unwrap();
+    }
+    receiving.shutdown().await.unwrap();
+    follower
+        .install_snapshot(&snapshot.meta, receiving)
+        .await
+        .unwrap();
+
+    assert_eq!(digest(&follower).await, digest(&leader).await);
+    assert_eq!(
+        follower.applied_state().await.unwrap(),
+        leader.applied_state().await.unwrap()
+    );
+    let installed = follower.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(installed.meta, snapshot.meta);
+
+    // The follower goes on applying after the snapshot, and survives a reopen.
+    follower
+        .apply(vec![blank_ent::<TypeConfig>(3, node(1), 9)])
+        .await
+        .unwrap();
+    let digest_after = digest(&follower).await;
+    drop(follower);
+    let mut follower = StateStore::open(&raft_dir(&follower_dir)).await.unwrap();
+    assert_eq!(digest(&follower).await, digest_after);
+    assert_eq!(
+        follower.applied_state().await.unwrap().0,
+        Some(log_id(3, node(1), 9))
+    );
+    assert_eq!(
+        follower.get_current_snapshot().await.unwrap().unwrap().meta,
+        snapshot.meta
+    );
+}
+
+/// DESIGN §9: on start, if `last_applied` is behind the current snapshot, install it. Losing
+/// `state.db` entirely is the extreme case of `synchronous=NORMAL` losing its tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_installs_a_snapshot_that_is_ahead_of_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = raft_dir(&dir);
+    let (meta, digest_at_snapshot) = {
+        let mut sm = StateStore::open(&raft).await.unwrap();
+        sm.apply(workload()).await.unwrap();
+        let snapshot = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        (snapshot.meta, digest(&sm).await)
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(raft.join(format!("{STATE_DB_FILE}{suffix}")));
+    }
+    let mut sm = StateStore::open(&raft).await.unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, meta.last_log_id);
+    assert_eq!(
+        sm.applied_state().await.unwrap().1,
+        meta.last_membership.clone()
+    );
+    assert_eq!(digest(&sm).await, digest_at_snapshot);
+    assert_eq!(sm.current_snapshot_meta(), Some(meta));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_see_applied_state_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateStore::open(&raft_dir(&dir)).await.unwrap();
+    sm.apply(workload()).await.unwrap();
+    let reader = sm.reader();
+    let (value, applied) = reader
+        .read(|conn| {
+            let value = swimraft_core::state::queries::kv_get(conn, "config/a")?;
+            let applied = swimraft_core::state::queries::last_applied_index(conn)?;
+            Ok((value, applied))
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, Some(json!({"x": 1})));
+    assert_eq!(applied, Some(7));
+    // Readers are read-only.
+    let write = reader
+        .read(|conn| {
+            conn.execute("DELETE FROM kv", []).map_err(|e| {
+                swimraft_core::Error::new(swimraft_core::ErrorKind::Storage, e.to_string())
+            })
+        })
+        .await;
+    assert!(write.is_err());
+}
