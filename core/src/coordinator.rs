@@ -6,12 +6,14 @@
 //! SWIM is not running (disabled, failed to bind, not joined yet) `swim_fallback_active` says so
 //! with a reason; it is derived on every read, so a recovered protocol clears it.
 //!
-//! Consensus (Raft) is not part of this build yet: [`ConsensusStatus`] reports it unavailable,
-//! hybrid consensus mode runs with `raft_fallback_active`, and `raft` consensus mode refuses to
-//! start with an `Unavailable` error rather than pretending. The consensus part will sit beside
-//! `swim` in [`Parts`].
+//! Consensus routing: `raft` mode serves the replicated state through Raft only (no leader = no
+//! leader); `hybrid` runs Raft when it can and reports `raft_fallback_active` with a reason
+//! while it cannot; `bully` leaves leadership and the work queue to the orchestrator's legacy
+//! paths, and the replicated-state calls answer `Unavailable` saying so.
 
 use crate::config::{Config, ConsensusMode, MembershipMode};
+use crate::consensus::raft::node::{RaftNode, RaftNodeConfig};
+use crate::consensus::read::ReadQuery;
 use crate::error::{Error, ErrorKind, Result};
 use crate::membership::heartbeat::HeartbeatView;
 use crate::membership::swim::driver::SnapshotReader;
@@ -20,6 +22,7 @@ use crate::membership::swim::{SwimDriver, SwimDriverConfig, SwimNodeConfig};
 use crate::membership::view::{
     EventSink, MemberInfo, MemberState, MembershipEvent, MembershipSnapshot, NodeMeta, SwimCounters,
 };
+use crate::state::{Command, CommandResult};
 use serde::Serialize;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -31,6 +34,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum Event {
     /// A member changed state.
     Member(MembershipEvent),
+    /// The Raft leader changed; `leader_id` is `""` when there is none.
+    Leader {
+        /// The new leader's node id.
+        leader_id: String,
+    },
 }
 
 /// Lifecycle of a coordinator. `Stopped` is final.
@@ -72,7 +80,7 @@ pub struct SwimStatus {
     pub counters: SwimCounters,
 }
 
-/// The `raft` part of the status (consensus is a later addition; reported honestly).
+/// The `raft` part of the status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConsensusStatus {
     /// `RINGRIFT_RAFT_ENABLED`.
@@ -93,6 +101,18 @@ pub struct ConsensusStatus {
     pub work_queue_size: u64,
     /// Pending job assignments.
     pub pending_jobs: u64,
+    /// `voter` or `client` (not in the voter list), `""` when Raft is not running.
+    pub role: String,
+    /// Last applied log index.
+    pub applied_index: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Index of the latest snapshot.
+    pub snapshot_index: u64,
+    /// Voter ids.
+    pub voters: Vec<String>,
+    /// This node's Raft address (voters).
+    pub raft_address: String,
 }
 
 /// Fallback flags with their reasons.
@@ -133,7 +153,11 @@ struct Parts {
     swim: Option<SwimDriver>,
     /// Why SWIM is not running although the mode wants it.
     swim_down_reason: Option<String>,
+    raft: Option<Arc<RaftNode>>,
 }
+
+/// Default deadline of a replicated-state call.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Subscribers = Arc<Mutex<Vec<mpsc::Sender<Event>>>>;
 
@@ -145,6 +169,8 @@ pub struct Coordinator {
     /// What fast reads see: swapped by start/stop, read without waiting on the parts lock.
     swim_reader: RwLock<Option<SwimReader>>,
     swim_down_reason: RwLock<Option<String>>,
+    raft: RwLock<Option<Arc<RaftNode>>>,
+    raft_down_reason: RwLock<Option<String>>,
     heartbeats: Mutex<HeartbeatView>,
     subscribers: Subscribers,
 }
@@ -195,6 +221,8 @@ impl Coordinator {
             parts: tokio::sync::Mutex::new(Parts::default()),
             swim_reader: RwLock::new(None),
             swim_down_reason: RwLock::new(None),
+            raft: RwLock::new(None),
+            raft_down_reason: RwLock::new(None),
             heartbeats: Mutex::new(HeartbeatView::default()),
             subscribers: Arc::default(),
         })
@@ -252,13 +280,6 @@ impl Coordinator {
             }
             Lifecycle::Created => {}
         }
-        if self.config.raft.mode == ConsensusMode::Raft {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "RINGRIFT_CONSENSUS_MODE=raft: Raft consensus is not part of this build yet; \
-                 use bully or hybrid",
-            ));
-        }
         if self.wants_swim() {
             if !self.config.membership.swim_enabled {
                 parts.swim_down_reason = Some(
@@ -283,8 +304,184 @@ impl Coordinator {
             .swim_down_reason
             .write()
             .unwrap_or_else(|p| p.into_inner()) = parts.swim_down_reason.clone();
+        let mut raft_down = None;
+        if self.config.raft.mode != ConsensusMode::Bully {
+            if !self.config.raft.enabled {
+                raft_down = Some("RINGRIFT_RAFT_ENABLED is false (hybrid mode uses Bully)".into());
+            } else {
+                match RaftNode::start(self.raft_node_config(), self.leader_sink()).await {
+                    Ok(node) => {
+                        let node = Arc::new(node);
+                        parts.raft = Some(node.clone());
+                        *self.raft.write().unwrap_or_else(|p| p.into_inner()) = Some(node);
+                    }
+                    Err(err) if self.config.raft.mode == ConsensusMode::Hybrid => {
+                        tracing::warn!(%err, "Raft failed to start; hybrid mode falls back to Bully");
+                        raft_down = Some(format!("Raft failed to start: {err}"));
+                    }
+                    Err(err) => {
+                        // Nothing half-started stays behind.
+                        *self.swim_reader.write().unwrap_or_else(|p| p.into_inner()) = None;
+                        if let Some(mut swim) = parts.swim.take() {
+                            swim.stop().await;
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        *self
+            .raft_down_reason
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = raft_down;
         *self.lifecycle.write().unwrap_or_else(|p| p.into_inner()) = Lifecycle::Running;
         Ok(true)
+    }
+
+    fn raft_node_config(&self) -> RaftNodeConfig {
+        let cfg = &self.config;
+        let voters: Vec<(String, String)> = cfg
+            .raft
+            .voters
+            .iter()
+            .map(|v| (v.node_id.clone(), v.addr.to_string()))
+            .collect();
+        // A voter's own entry fixes its port when RINGRIFT_RAFT_PORT leaves it open (0).
+        let port = match cfg.raft.raft_port {
+            0 => cfg
+                .raft
+                .voters
+                .iter()
+                .find(|v| v.node_id == cfg.node_id)
+                .map_or(0, |v| v.addr.port),
+            port => port,
+        };
+        RaftNodeConfig {
+            node_id: cfg.node_id.clone(),
+            cluster_name: cfg.cluster_name.clone(),
+            bind: SocketAddr::new(cfg.network.bind_host, port),
+            advertise_host: cfg.network.advertise_host,
+            data_dir: cfg.storage.data_dir.clone(),
+            voters,
+            heartbeat_interval: cfg.raft.heartbeat_interval,
+            election_timeout_min: cfg.raft.election_timeout_min,
+            election_timeout_max: cfg.raft.election_timeout_max,
+            snapshot_interval: cfg.raft.snapshot_interval,
+            join_existing: false,
+        }
+    }
+
+    fn leader_sink(&self) -> Arc<dyn Fn(String) + Send + Sync> {
+        let subscribers = self.subscribers.clone();
+        Arc::new(move |leader_id: String| {
+            if let Ok(mut subs) = subscribers.lock() {
+                subs.retain(|tx| {
+                    tx.send(Event::Leader {
+                        leader_id: leader_id.clone(),
+                    })
+                    .is_ok()
+                });
+            }
+        })
+    }
+
+    fn raft_node(&self) -> Result<Arc<RaftNode>> {
+        if self.lifecycle() == Lifecycle::Stopped {
+            return Err(Error::new(
+                ErrorKind::Shutdown,
+                "the coordinator was stopped",
+            ));
+        }
+        if let Some(node) = self.raft.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(node);
+        }
+        let why = match (self.config.raft.mode, self.lifecycle()) {
+            (ConsensusMode::Bully, _) => "RINGRIFT_CONSENSUS_MODE=bully: leadership and the work \
+                 queue belong to the orchestrator's legacy Bully path, not to swimraft"
+                .to_string(),
+            (_, Lifecycle::Created) => "the coordinator is not started".to_string(),
+            _ => self
+                .raft_down_reason
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "Raft is not running".to_string()),
+        };
+        Err(Error::new(ErrorKind::Unavailable, why))
+    }
+
+    /// Proposes a write to the replicated state machine and waits for its result (default
+    /// deadline [`DEFAULT_TIMEOUT`]). Rejections come back as errors of their kind.
+    pub async fn write(
+        &self,
+        command: Command,
+        timeout: Option<std::time::Duration>,
+        request_id: Option<&str>,
+    ) -> Result<CommandResult> {
+        let node = self.raft_node()?;
+        node.write(command, timeout.unwrap_or(DEFAULT_TIMEOUT), request_id)
+            .await
+    }
+
+    /// Reads the replicated state: linearizable unless `stale_ok`.
+    pub async fn read(
+        &self,
+        query: ReadQuery,
+        stale_ok: bool,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<serde_json::Value> {
+        let node = self.raft_node()?;
+        node.read(query, stale_ok, timeout.unwrap_or(DEFAULT_TIMEOUT))
+            .await
+    }
+
+    /// Adds a Raft voter (learner first, promoted once caught up).
+    pub async fn add_voter(
+        &self,
+        node_id: &str,
+        address: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<()> {
+        if node_id.is_empty() || address.parse::<crate::config::HostPort>().is_err() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("add_voter needs a node id and a host:port address, got {node_id:?} and {address:?}"),
+            ));
+        }
+        let node = self.raft_node()?;
+        node.add_voter(node_id, address, timeout.unwrap_or(DEFAULT_TIMEOUT * 3))
+            .await
+    }
+
+    /// Removes a Raft voter.
+    pub async fn remove_voter(
+        &self,
+        node_id: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<()> {
+        let node = self.raft_node()?;
+        node.remove_voter(node_id, timeout.unwrap_or(DEFAULT_TIMEOUT))
+            .await
+    }
+
+    /// True while this node is the Raft leader with a fresh quorum acknowledgement. False in
+    /// bully mode and without Raft.
+    pub fn is_leader(&self) -> bool {
+        self.raft
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|n| n.status().is_leader)
+    }
+
+    /// The Raft leader's id, `""` when none is known.
+    pub fn leader_id(&self) -> String {
+        self.raft
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|n| n.status().leader_id)
+            .unwrap_or_default()
     }
 
     async fn start_swim(&self) -> Result<SwimDriver> {
@@ -337,6 +534,10 @@ impl Coordinator {
     pub async fn stop(&self) {
         let mut parts = self.parts.lock().await;
         *self.swim_reader.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.raft.write().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(raft) = parts.raft.take() {
+            raft.stop().await;
+        }
         if let Some(mut swim) = parts.swim.take() {
             swim.stop().await;
         }
@@ -458,6 +659,28 @@ impl Coordinator {
             }
         };
         let raft_wanted = self.config.raft.mode != ConsensusMode::Bully;
+        let raft_node = self.raft.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let rs = raft_node.as_ref().map(|n| n.status()).unwrap_or_default();
+        let raft_fallback_reason = if !raft_wanted {
+            None
+        } else if let Some(reason) = self
+            .raft_down_reason
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            Some(reason)
+        } else {
+            match (&raft_node, self.lifecycle()) {
+                (_, Lifecycle::Created) => Some("not started".to_string()),
+                (_, Lifecycle::Stopped) => Some("stopped".to_string()),
+                (Some(_), _) if rs.leader_id.is_empty() => {
+                    Some("no Raft leader (election in progress or no quorum)".to_string())
+                }
+                (Some(_), _) => None,
+                (None, _) => Some("Raft is not running".to_string()),
+            }
+        };
         Status {
             node_id: self.config.node_id.clone(),
             lifecycle: self.lifecycle(),
@@ -466,21 +689,26 @@ impl Coordinator {
             swim: swim_status,
             raft: ConsensusStatus {
                 enabled: self.config.raft.enabled,
-                available: false,
-                initialized: false,
-                is_leader: false,
-                leader_address: String::new(),
-                leader_id: String::new(),
-                term: 0,
-                work_queue_size: 0,
-                pending_jobs: 0,
+                available: raft_node.is_some() && !rs.leader_id.is_empty(),
+                initialized: rs.initialized,
+                is_leader: rs.is_leader,
+                leader_address: rs.leader_address,
+                leader_id: rs.leader_id,
+                term: rs.term,
+                work_queue_size: rs.work_queue_size,
+                pending_jobs: rs.pending_jobs,
+                role: rs.role,
+                applied_index: rs.applied_index,
+                last_log_index: rs.last_log_index,
+                snapshot_index: rs.snapshot_index,
+                voters: rs.voters,
+                raft_address: rs.raft_address,
             },
             hybrid_status: HybridStatus {
                 swim_fallback_active: swim_fallback_reason.is_some(),
                 swim_fallback_reason,
-                raft_fallback_active: raft_wanted,
-                raft_fallback_reason: raft_wanted
-                    .then(|| "Raft consensus is not part of this build yet".to_string()),
+                raft_fallback_active: raft_fallback_reason.is_some(),
+                raft_fallback_reason,
             },
         }
     }

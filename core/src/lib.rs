@@ -23,6 +23,7 @@ pub mod consensus;
 pub mod coordinator;
 pub mod error;
 pub mod membership;
+pub mod ops;
 pub mod state;
 pub mod store;
 pub mod transport;

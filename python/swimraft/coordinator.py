@@ -13,11 +13,12 @@ import asyncio
 import json
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _native
+from . import _native, errors
 from .config import Config
 from .errors import ShutdownError
+from .state import KV, Jobs, Locks, WorkQueue
 
 __all__ = ["HybridCoordinator"]
 
@@ -69,6 +70,14 @@ class HybridCoordinator:
         self._dispatcher: Optional[threading.Thread] = None
         self._stopping = threading.Event()
         self._lifecycle_lock = threading.Lock()
+        self._pending: Dict[int, Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Any], Any]]] = {}
+        self._pending_lock = threading.Lock()
+        self._next_token = 0
+        self._completer: Optional[threading.Thread] = None
+        self.work = WorkQueue(self)
+        self.jobs = Jobs(self)
+        self.locks = Locks(self)
+        self.kv = KV(self)
 
     # -- properties ---------------------------------------------------------------------
 
@@ -147,12 +156,77 @@ class HybridCoordinator:
         return dict(json.loads(self._native.status_json()))
 
     def is_leader(self) -> bool:
-        """True while this node leads. Consensus is not part of this build: always False."""
-        return bool(self.get_status()["raft"]["is_leader"])
+        """True while this node is the Raft leader with a fresh quorum acknowledgement
+        (False in bully mode and without Raft)."""
+        return bool(self._native.is_leader())
 
     def get_leader_id(self) -> str:
-        """The leader's node id, ``""`` when none."""
-        return str(self.get_status()["raft"]["leader_id"])
+        """The Raft leader's node id, ``""`` when none."""
+        return str(self._native.leader_id())
+
+    def claim_work(self, work_id: str, node_id: Optional[str] = None, *, timeout: Optional[float] = None) -> bool:
+        """Claims one work item for ``node_id`` (default: this node)."""
+        return bool(self.work.claim(work_id, node_id or self.node_id, timeout=timeout))
+
+    def add_voter(self, node_id: str, address: str, *, timeout: Optional[float] = None) -> None:
+        """Adds a Raft voter (learner first, promoted once caught up)."""
+        self._call({"add_voter": {"node_id": node_id, "address": address}}, lambda _r: None, timeout)
+
+    def remove_voter(self, node_id: str, *, timeout: Optional[float] = None) -> None:
+        """Removes a Raft voter."""
+        self._call({"remove_voter": {"node_id": node_id}}, lambda _r: None, timeout)
+
+    # -- replicated-state calls ----------------------------------------------------------
+
+    def _call(self, op: Dict[str, Any], parse: Callable[[Any], Any], timeout: Optional[float]) -> Any:
+        return parse(json.loads(self._native.call(json.dumps(op), timeout)))
+
+    async def _call_async(self, op: Dict[str, Any], parse: Callable[[Any], Any], timeout: Optional[float]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[Any]" = loop.create_future()
+        with self._pending_lock:
+            self._next_token += 1
+            token = self._next_token
+            self._pending[token] = (loop, future, parse)
+        try:
+            self._native.submit(json.dumps(op), token, timeout)
+        except BaseException:
+            with self._pending_lock:
+                self._pending.pop(token, None)
+            raise
+        self._ensure_completer()
+        return await future
+
+    def _ensure_completer(self) -> None:
+        with self._lifecycle_lock:
+            if self._completer is not None and self._completer.is_alive():
+                return
+            thread = threading.Thread(target=self._complete_loop, name=f"swimraft-completions-{self.node_id}",
+                                      daemon=True)
+            self._completer = thread
+            thread.start()
+
+    def _complete_loop(self) -> None:
+        # One wake-up of each event loop per batch of finished operations, not one per result.
+        while True:
+            batch = self._native.next_completions(100)
+            if not batch:
+                with self._pending_lock:
+                    if not self._pending and self._stopping.is_set():
+                        return
+                continue
+            by_loop: Dict[asyncio.AbstractEventLoop, list] = {}
+            with self._pending_lock:
+                for token, ok, payload, kind in batch:
+                    entry = self._pending.pop(token, None)
+                    if entry is not None:
+                        loop, future, parse = entry
+                        by_loop.setdefault(loop, []).append((future, parse, ok, payload, kind))
+            for loop, items in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_resolve_batch, items)
+                except RuntimeError:  # that loop is closed; nobody awaits these any more
+                    pass
 
     def record_heartbeat(self, node_id: str) -> None:
         """Feeds the legacy heartbeat view (``http`` and ``hybrid`` membership modes)."""
@@ -183,6 +257,10 @@ class HybridCoordinator:
                 self._deliver(json.loads(raw))
 
     def _deliver(self, event: Dict[str, Any]) -> None:
+        if event.get("type") == "leader":
+            if self.on_leader_change is not None:
+                self._schedule(self.on_leader_change, str(event.get("leader_id", "")))
+            return
         if event.get("type") != "member":
             return
         state = str(event.get("state"))
@@ -206,6 +284,20 @@ class HybridCoordinator:
 
     def __repr__(self) -> str:
         return f"HybridCoordinator(node_id={self.node_id!r}, membership={self.membership_mode}, consensus={self.consensus_mode})"
+
+
+def _resolve_batch(items: list) -> None:
+    for future, parse, ok, payload, kind in items:
+        if future.done():  # cancelled by its awaiter
+            continue
+        if ok:
+            try:
+                future.set_result(parse(json.loads(payload)))
+            except Exception as exc:  # a parse problem is the caller's to see, not the loop's
+                future.set_exception(exc)
+        else:
+            cls = getattr(errors, kind, errors.SwimraftError)
+            future.set_exception(cls(payload))
 
 
 def _invoke(callback: Callable[..., Any], *args: str) -> None:

@@ -10,11 +10,28 @@ mod runtime;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use swimraft_core::coordinator::{Coordinator, Event};
-use swimraft_core::{Config, Error, ErrorKind};
+use swimraft_core::{ops, Config, Error, ErrorKind};
+
+/// A finished asynchronous operation: its token, then either the result JSON or the error
+/// (exception class name, message, kind name).
+type Completion = (u64, Result<String, (String, String, String)>);
+
+fn timeout_of(timeout_s: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout_s {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => {
+            Ok(Some(Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(to_py(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("timeout must be a number of seconds in (0, 86400], got {t}"),
+        ))),
+    }
+}
 
 /// The Python exception class (in `swimraft.errors`) for an error kind.
 fn exception_name(kind: ErrorKind) -> &'static str {
@@ -69,6 +86,8 @@ fn version() -> &'static str {
 struct NativeCoordinator {
     inner: Arc<Coordinator>,
     events: Mutex<Option<Receiver<Event>>>,
+    completions_tx: Mutex<Sender<Completion>>,
+    completions: Mutex<Receiver<Completion>>,
 }
 
 #[pymethods]
@@ -81,9 +100,12 @@ impl NativeCoordinator {
         let config = Config::from_json(explicit_json, use_env).map_err(to_py)?;
         let inner = Arc::new(Coordinator::new(config).map_err(to_py)?);
         let events = inner.subscribe();
+        let (completions_tx, completions) = mpsc::channel();
         Ok(NativeCoordinator {
             inner,
             events: Mutex::new(Some(events)),
+            completions_tx: Mutex::new(completions_tx),
+            completions: Mutex::new(completions),
         })
     }
 
@@ -141,6 +163,87 @@ impl NativeCoordinator {
     /// True when `node_id` is an alive or suspected peer.
     fn is_peer_alive(&self, node_id: &str) -> bool {
         self.inner.is_peer_alive(node_id)
+    }
+
+    /// True while this node is the Raft leader (fresh quorum acknowledgement).
+    fn is_leader(&self) -> bool {
+        self.inner.is_leader()
+    }
+
+    /// The Raft leader's id, `""` when none.
+    fn leader_id(&self) -> String {
+        self.inner.leader_id()
+    }
+
+    /// Runs one JSON operation (see `swimraft_core::ops`) and returns its JSON result; blocks
+    /// without the GIL until done or `timeout_s` (default 5 s) passes.
+    #[pyo3(signature = (op_json, timeout_s=None))]
+    fn call(&self, py: Python<'_>, op_json: &str, timeout_s: Option<f64>) -> PyResult<String> {
+        let rt = runtime::get().map_err(to_py)?;
+        let op = ops::parse(op_json).map_err(to_py)?;
+        let timeout = timeout_of(timeout_s)?;
+        let inner = self.inner.clone();
+        let value = py
+            .detach(move || rt.block_on(ops::execute(&inner, op, timeout)))
+            .map_err(to_py)?;
+        Ok(value.to_string())
+    }
+
+    /// Starts one JSON operation without waiting; its outcome arrives, tagged with `token`,
+    /// from `next_completions`. Malformed operations fail here, at once.
+    #[pyo3(signature = (op_json, token, timeout_s=None))]
+    fn submit(&self, op_json: &str, token: u64, timeout_s: Option<f64>) -> PyResult<()> {
+        let rt = runtime::get().map_err(to_py)?;
+        let op = ops::parse(op_json).map_err(to_py)?;
+        let timeout = timeout_of(timeout_s)?;
+        let inner = self.inner.clone();
+        let done = self
+            .completions_tx
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("completion channel poisoned"))?
+            .clone();
+        rt.spawn(async move {
+            let outcome = match ops::execute(&inner, op, timeout).await {
+                Ok(value) => Ok(value.to_string()),
+                Err(err) => Err((
+                    exception_name(err.kind()).to_string(),
+                    err.message().to_string(),
+                    err.kind().name().to_string(),
+                )),
+            };
+            let _ = done.send((token, outcome));
+        });
+        Ok(())
+    }
+
+    /// Waits up to `timeout_ms` (without the GIL) for finished operations and returns all
+    /// that are ready at once, so one event-loop wake-up completes many futures:
+    /// `[(token, ok, payload, kind)]` with payload the result JSON or the error message and
+    /// `kind` the exception class name (`""` on success).
+    fn next_completions(
+        &self,
+        py: Python<'_>,
+        timeout_ms: u64,
+    ) -> Vec<(u64, bool, String, String)> {
+        let completions = &self.completions;
+        let batch: Vec<Completion> = py.detach(|| {
+            let Ok(receiver) = completions.lock() else {
+                return Vec::new();
+            };
+            let mut batch = Vec::new();
+            if let Ok(first) = receiver.recv_timeout(Duration::from_millis(timeout_ms)) {
+                batch.push(first);
+                batch.extend(receiver.try_iter().take(4095));
+            }
+            batch
+        });
+        batch
+            .into_iter()
+            .map(|(token, outcome)| match outcome {
+                Ok(json) => (token, true, json, String::new()),
+                Err((class, message, _kind)) => (token, false, message, class),
+            })
+            .collect()
     }
 
     /// Records an HTTP heartbeat from a peer (legacy membership view).

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// A read of the replicated state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ReadQuery {
     /// One work item or null.
     WorkGet { work_id: String },

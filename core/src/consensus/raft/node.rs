@@ -93,6 +93,10 @@ pub struct RaftStatus {
     pub learners: Vec<String>,
     /// Raft listener address, for voters.
     pub raft_address: String,
+    /// Work items not finished (pending, claimed, running), from the local replica.
+    pub work_queue_size: u64,
+    /// Jobs assigned and not started, from the local replica.
+    pub pending_jobs: u64,
 }
 
 /// Called with the new leader id (`""` for none) on every change.
@@ -245,6 +249,13 @@ impl RaftNode {
             cfg.snapshot_interval,
             node.stopped.subscribe(),
         ));
+        if let Some(replica) = &node.replica {
+            node.spawn(refresh_queue_figures(
+                replica.reader.clone(),
+                node.status.clone(),
+                node.stopped.subscribe(),
+            ));
+        }
         Ok(node)
     }
 
@@ -771,7 +782,10 @@ async fn watch_metrics(
         let voters: Vec<String> = membership.voter_ids().map(|n| n.to_string()).collect();
         let learners: Vec<String> = membership.learner_ids().map(|n| n.to_string()).collect();
         if let Ok(mut s) = status.write() {
+            let (work_queue_size, pending_jobs) = (s.work_queue_size, s.pending_jobs);
             *s = RaftStatus {
+                work_queue_size,
+                pending_jobs,
                 role: "voter".into(),
                 initialized: !voters.is_empty(),
                 is_leader,
@@ -797,6 +811,37 @@ async fn watch_metrics(
         match tokio::time::timeout(quorum_ack_limit / 2, metrics.changed()).await {
             Ok(Ok(())) | Err(_) => {}
             Ok(Err(_)) => return,
+        }
+    }
+}
+
+/// Keeps the queue figures of the status fresh (once a second, from the local replica), so
+/// status reads never touch SQLite.
+async fn refresh_queue_figures(
+    reader: StateReader,
+    status: Arc<RwLock<RaftStatus>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        let figures = reader
+            .read(|conn| {
+                let work = crate::state::queries::work_stats(conn)?;
+                let jobs = crate::state::queries::job_stats(conn)?;
+                Ok((
+                    work.pending + work.claimed + work.running,
+                    jobs.all.assigned,
+                ))
+            })
+            .await;
+        if let (Ok((queue, jobs)), Ok(mut s)) = (figures, status.write()) {
+            s.work_queue_size = queue;
+            s.pending_jobs = jobs;
         }
     }
 }
