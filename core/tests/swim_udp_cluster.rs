@@ -114,7 +114,7 @@ async fn five_nodes_converge_and_a_stopped_node_is_seen_as_left() {
     assert!(nodes.iter().all(|n| !n.is_peer_alive("u3")));
     let saw_left = events
         .try_iter()
-        .any(|Event::Member(e)| e.node_id == "u3" && e.state == MemberState::Left);
+        .any(|event| matches!(event, Event::Member(e) if e.node_id == "u3" && e.state == MemberState::Left));
     assert!(saw_left, "no 'left' event delivered to the subscriber");
     // Calls after stop: start is a clear error, reads still answer.
     assert!(leaver.start().await.is_err());
