@@ -126,12 +126,6 @@ async def test_hybrid_mode_falls_back_with_a_reason_when_swim_is_disabled(local_
         await c.stop()
 
 
-async def test_raft_mode_refuses_to_start_rather_than_pretend(local_config):
-    c = swimraft.HybridCoordinator(config=local_config("raft", raft_enabled=True, consensus_mode="raft"))
-    with pytest.raises(swimraft.UnavailableError):
-        await c.start()
-
-
 def test_node_id_comes_from_the_orchestrator(local_config):
     class Orchestrator:
         node_id = "orch-node"

@@ -1,0 +1,172 @@
+"""The replicated state through Python: a single-node Raft (the embedded default) and a
+3-node cluster in one process on loopback, with sync and asyncio calls."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+import swimraft
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(predicate())
+
+
+def raft_config(tmp_path, node_id: str, **extra) -> swimraft.Config:
+    keys = dict(
+        node_id=node_id,
+        raft_enabled=True,
+        consensus_mode="raft",
+        bind_host="127.0.0.1",
+        advertise_host="127.0.0.1",
+        raft_port=0,
+        preset="local",
+        cluster_name="pytest-raft",
+        data_dir=str(tmp_path / node_id),
+    )
+    keys.update(extra)
+    return swimraft.Config(use_env=False, **keys)
+
+
+@pytest.fixture
+async def solo(tmp_path):
+    leaders: list = []
+    c = swimraft.HybridCoordinator(config=raft_config(tmp_path, "solo"), on_leader_change=leaders.append)
+    assert await c.start()
+    assert await wait_until(c.is_leader)
+    c.leaders_seen = leaders  # type: ignore[attr-defined]
+    yield c
+    await c.stop()
+
+
+async def test_work_item_lifecycle(solo):
+    wid = solo.work.add("selfplay", priority=70, config={"board": "hex"})
+    item = solo.work.get(wid)
+    assert item["status"] == "pending" and item["priority"] == 70 and item["config"] == {"board": "hex"}
+    claimed = solo.work.claim_next("gpu-1", capabilities=["selfplay"])
+    assert claimed["work_id"] == wid and claimed["claimed_by"] == "gpu-1" and claimed["attempts"] == 1
+    assert solo.work.claim_next("gpu-2") is None
+    assert solo.work.start(wid, node_id="someone-else") is False  # not the claimant
+    assert solo.work.start(wid, node_id="gpu-1") is True
+    assert solo.work.complete(wid, {"games": 10}, node_id="gpu-1") is True
+    assert solo.work.get(wid)["status"] == "completed"
+    assert solo.work.get("no-such-id") is None
+    assert solo.work.complete("no-such-id") is False
+    stats = solo.work.stats()
+    assert stats["completed"] == 1 and stats["total_added"] == 1
+    assert solo.claim_work(solo.work.add("x")) is True
+
+
+async def test_async_forms_run_concurrently_and_errors_map(solo):
+    ids = await asyncio.gather(*[solo.work.add_async("batch", priority=i % 100) for i in range(300)])
+    assert len(set(ids)) == 300
+    assert (await solo.work.stats_async())["pending"] == 300
+    with pytest.raises(swimraft.InvalidArgumentError):
+        await solo.work.add_async(work_id=ids[0])
+    with pytest.raises(swimraft.InvalidArgumentError):
+        solo.work.add("x", priority=500)
+    with pytest.raises(swimraft.InvalidArgumentError):
+        solo.work.get(ids[0], timeout=-1)
+    # A request id makes a retried write idempotent.
+    first = solo.work.add("idem", request_id="r-1")
+    again = solo.work.add("idem", request_id="r-1")
+    assert first == again
+
+
+async def test_backpressure_refuses_then_force_bypasses(solo):
+    for _ in range(10):
+        solo.work.add_batch([{"work_type": "bp"} for _ in range(100)])
+    solo.work.add("bp")  # 1001 pending
+    with pytest.raises(swimraft.BackpressureError):
+        solo.work.add("bp")
+    assert solo.work.add("bp", force=True)
+    with pytest.raises(swimraft.InvalidArgumentError):
+        solo.work.add_batch([])
+
+
+async def test_locks_kv_and_jobs(solo):
+    t1 = solo.locks.acquire("model-upload")
+    assert isinstance(t1, int)
+    assert solo.locks.acquire("model-upload") == t1  # re-entrant for this node, same token
+    assert solo.locks.acquire("model-upload", holder="worker-2") is None
+    assert solo.locks.holder("model-upload")["holder"] == "solo"
+    assert solo.locks.release("model-upload", holder="worker-2") is False
+    assert await solo.locks.release_async("model-upload") is True
+    t2 = await solo.locks.acquire_async("model-upload", holder="worker-2", ttl=5)
+    assert t2 > t1, "fencing tokens strictly increase"
+
+    solo.kv.set("cfg/lr", 0.01)
+    await solo.kv.set_async("cfg/batch", 256)
+    assert solo.kv.get("cfg/lr") == 0.01 and await solo.kv.get_async("cfg/batch") == 256
+    assert solo.kv.compare_and_set("cfg/lr", 0.02, 1) is False
+    assert solo.kv.compare_and_set("cfg/lr", 0.01, 0.001) is True
+    assert solo.kv.list("cfg/") == {"cfg/batch": 256, "cfg/lr": 0.001}
+    assert solo.kv.delete("cfg/lr") is True and solo.kv.delete("cfg/lr") is False
+
+    assert solo.jobs.assign("job-1", "gpu-3", {"epochs": 2}) is True
+    assert solo.jobs.start("job-1") is True
+    assert [j["job_id"] for j in solo.jobs.for_node("gpu-3")] == ["job-1"]
+    assert solo.jobs.complete("job-1", {"loss": 0.1}) is True
+    assert solo.jobs.get("job-1")["status"] == "completed"
+    assert solo.jobs.get("nope") is None
+
+
+async def test_status_and_leader_callback(solo):
+    st = solo.get_status()
+    assert st["raft"]["is_leader"] and st["raft"]["leader_id"] == "solo" and st["raft"]["initialized"]
+    assert st["hybrid_status"]["raft_fallback_active"] is False
+    assert solo.get_leader_id() == "solo"
+    assert await wait_until(lambda: "solo" in solo.leaders_seen)
+
+
+async def test_bully_mode_says_where_the_queue_lives(tmp_path):
+    c = swimraft.HybridCoordinator(config=raft_config(tmp_path, "bully", raft_enabled=False, consensus_mode="bully"))
+    await c.start()
+    try:
+        with pytest.raises(swimraft.UnavailableError) as info:
+            c.work.add("x")
+        assert "bully" in str(info.value)
+        assert c.is_leader() is False and c.get_leader_id() == ""
+    finally:
+        await c.stop()
+    with pytest.raises(swimraft.ShutdownError):
+        c.work.add("x")
+
+
+async def test_three_nodes_in_one_process_forward_and_fail_over(tmp_path):
+    names = ["a", "b", "c"]
+    ports = {n: free_port() for n in names}
+    voters = ",".join(f"{n}=127.0.0.1:{ports[n]}" for n in names)
+    nodes = [swimraft.HybridCoordinator(config=raft_config(tmp_path, n, raft_port=ports[n], raft_voters=voters))
+             for n in names]
+    await asyncio.gather(*[n.start() for n in nodes])
+    try:
+        assert await wait_until(lambda: sum(n.is_leader() for n in nodes) == 1)
+        for i, n in enumerate(nodes):
+            await n.work.add_async("fwd", work_id=f"w{i}")
+        for n in nodes:
+            assert (await n.work.stats_async())["pending"] == 3  # linearizable read everywhere
+        leader = next(n for n in nodes if n.is_leader())
+        await leader.stop()
+        rest = [n for n in nodes if n is not leader]
+        assert await wait_until(lambda: any(n.is_leader() for n in rest))
+        await rest[0].work.add_async("after", work_id="after-failover")
+        assert rest[1].work.get("after-failover")["status"] == "pending"
+    finally:
+        for n in nodes:
+            await n.stop()
