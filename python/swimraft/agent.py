@@ -5,7 +5,8 @@ Configured by ``RINGRIFT_*`` variables only. Prints JSON lines on stdout, flushe
 * ``{"event": "ready", "node", "swim_addr", "probe_period_ms", "pid", "ts"}`` once started;
 * ``{"event": "alive"|"suspected"|"failed"|"left", "node", "ts"}`` per transition of another member;
 * ``{"event": "status", "alive": [...], "suspected": [...], "failed": [...], "left": [...], "ts"}``
-  every ``SWIMRAFT_AGENT_STATUS_INTERVAL`` seconds (default 1).
+  every ``SWIMRAFT_AGENT_STATUS_INTERVAL`` seconds (default 1), with a ``raft`` object
+  (``is_leader``, ``leader_id``, ``term``, ``applied_index``, ...) when Raft is enabled.
 
 SIGTERM or SIGINT leaves the cluster gracefully and exits 0. Used by the multi-process tests,
 the benchmark and ``swimraft demo``.
@@ -42,6 +43,7 @@ async def run() -> int:
             "event": "ready",
             "node": coord.node_id,
             "swim_addr": status["swim"]["advertised_addr"],
+            "raft_addr": status["raft"]["raft_address"],
             "probe_period_ms": coord.config.get("membership", "timing")["probe_period_ms"],
             "pid": os.getpid(),
         }
@@ -56,7 +58,12 @@ async def run() -> int:
         by_state: Dict[str, Any] = {"alive": [], "suspected": [], "failed": [], "left": []}
         for m in members:
             by_state.setdefault(m["state"], []).append(m["node_id"])
-        _emit({"event": "status", **by_state})
+        record: Dict[str, Any] = {"event": "status", **by_state}
+        raft = coord.get_status()["raft"]
+        if raft["enabled"]:
+            record["raft"] = {k: raft[k] for k in ("is_leader", "leader_id", "term", "applied_index",
+                                                    "last_log_index", "voters")}
+        _emit(record)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:

@@ -63,7 +63,8 @@ class Cluster:
         self.agents: Dict[str, Agent] = {}
         self.everything: List[subprocess.Popen] = []
 
-    def start(self, node_id: str, port: int = 0, seeds: str = "", preset: str = "lan") -> Agent:
+    def start(self, node_id: str, port: int = 0, seeds: str = "", preset: str = "lan",
+              extra_env: Optional[Dict[str, str]] = None) -> Agent:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
         env.update(
             RINGRIFT_NODE_ID=node_id,
@@ -79,6 +80,7 @@ class Cluster:
             RINGRIFT_DATA_DIR=str(self.tmp_path / node_id),
             SWIMRAFT_AGENT_STATUS_INTERVAL="0.25",
         )
+        env.update(extra_env or {})
         proc = subprocess.Popen(
             [sys.executable, "-m", "swimraft.agent"],
             env=env,
