@@ -126,7 +126,7 @@ typedef uint32_t swimraft_result;
 #endif // __cplusplus
 
 /**
- * A coordinator: one node's membership (SWIM) and, in later builds, consensus (Raft).
+ * A coordinator: one node's membership (SWIM) and consensus (Raft with the replicated state).
  * Opaque; made by `swimraft_coordinator_new`, released by `swimraft_coordinator_free`.
  */
 typedef struct swimraft_coordinator swimraft_coordinator;
@@ -138,8 +138,9 @@ typedef struct swimraft_coordinator swimraft_coordinator;
  * `event_json` is valid only during the call: copy it to keep it. `userdata` is the pointer
  * given to `swimraft_coordinator_set_event_callback`, untouched. Membership events look like
  * `{"type":"member","node_id":"node-b","state":"alive","addr":"127.0.0.1:7947"}` with `state`
- * one of `alive`, `suspected`, `failed`, `left`; later builds add other `type`s, so ignore
- * types you do not know.
+ * one of `alive`, `suspected`, `failed`, `left`; Raft leader changes look like
+ * `{"type":"leader","leader_id":"node-a"}` (`""` when there is no leader). Later builds may add
+ * other `type`s, so ignore types you do not know.
  *
  * The callback may call any swimraft function, including `_set_event_callback` and `_free` on
  * its own handle (the dispatcher then ends after the callback returns). It should return
@@ -303,8 +304,9 @@ swimraft_result swimraft_coordinator_is_peer_alive(const struct swimraft_coordin
 
 /**
  * Writes to `*out` whether this node is the Raft leader, from the status's `raft.is_leader`.
- * This build has no consensus yet (the status reports Raft unavailable), so the answer is
- * `false`; the legacy Bully leader is the orchestrator's own business.
+ * True only while this node is the Raft leader with a quorum acknowledgement younger than the
+ * minimum election timeout; `false` in bully mode (the legacy Bully leader is the
+ * orchestrator's own business) and while Raft is not running.
  *
  * Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_FORKED`.
  *
@@ -316,8 +318,7 @@ swimraft_result swimraft_coordinator_is_leader(const struct swimraft_coordinator
 
 /**
  * Writes the Raft leader's node id to `*out` (release it with `swimraft_string_free`), `""`
- * when there is none; from the status's `raft.leader_id`. This build has no consensus yet,
- * so it is `""`.
+ * when there is none (no Raft, or an election in progress).
  *
  * Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_FORKED`.
  *
@@ -328,7 +329,40 @@ swimraft_result swimraft_coordinator_leader_id(const struct swimraft_coordinator
                                                char **out);
 
 /**
- * Registers `callback` to receive this coordinator's events (membership changes; later,
+ * Runs one operation on the replicated state and writes its JSON result to `*out_json`
+ * (release it with `swimraft_string_free`). `op_json` is one of:
+ *
+ * * `{"write": {"command": {...}, "request_id": "optional idempotency key"}}` — commands such as
+ *   `{"work_add": {"item": {"work_id": "w1", "work_type": "selfplay"}, "force": false}}`,
+ *   `{"work_claim_next": {"node_id": "n1", "capabilities": null}}`,
+ *   `{"work_complete": {"work_id": "w1", "result": {}, "node_id": null}}`,
+ *   `{"job_assign": {...}}`, `{"lock_acquire": {"name": "l", "holder": "h", "ttl_us": 300000000}}`,
+ *   `{"kv_set": {"key": "k", "value": 1}}`, `{"kv_compare_and_set": {...}}`; the result is
+ *   `{"work_id": "w1"}`, `{"bool": true}`, `{"item": {...}|null}`, `{"token": 7|null}`, `"unit"`, ...
+ * * `{"read": {"query": {"work_get": {"work_id": "w1"}}, "stale_ok": false}}` (also `work_list`,
+ *   `work_history`, `"work_stats"`, `job_get`, `jobs_for_node`, `"job_stats"`, `lock_holder`,
+ *   `kv_get`, `kv_list`); the result is the value (`null` when not found);
+ * * `{"add_voter": {"node_id": "n4", "address": "10.0.0.4:4321"}}`, `{"remove_voter": {"node_id": "n4"}}`.
+ *
+ * `timeout_ms` bounds the call (0 = the default 5 s). Blocks the calling thread; call it from
+ * a plain thread, never from an event callback.
+ *
+ * Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_INVALID_UTF8`, `SWIMRAFT_INVALID_ARGUMENT`
+ * (malformed operation, refused argument, duplicate id), `SWIMRAFT_BACKPRESSURE`,
+ * `SWIMRAFT_UNAVAILABLE` (not applied: no leader, Raft not running, bully mode — retry),
+ * `SWIMRAFT_TIMEOUT` (outcome unknown), `SWIMRAFT_SHUTDOWN`, `SWIMRAFT_FORKED`.
+ *
+ * # Safety
+ * `coordinator` is NULL or a live handle; `op_json` is NULL or a NUL-terminated string;
+ * `out_json` is NULL or writable.
+ */
+swimraft_result swimraft_coordinator_execute(const struct swimraft_coordinator *coordinator,
+                                             const char *op_json,
+                                             uint32_t timeout_ms,
+                                             char **out_json);
+
+/**
+ * Registers `callback` to receive this coordinator's events (membership changes and
  * leader changes), or removes the registration when `callback` is NULL. Replaces any previous
  * callback. Events that happen while no callback is registered are not kept.
  *

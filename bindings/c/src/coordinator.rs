@@ -11,7 +11,7 @@ use crate::events::Events;
 use crate::runtime::{self, block_on, current_pid};
 use crate::strings::{arg_str, opt_arg_str, out_ptr, owned_c_string, owned_json, write_out};
 
-/// A coordinator: one node's membership (SWIM) and, in later builds, consensus (Raft).
+/// A coordinator: one node's membership (SWIM) and consensus (Raft with the replicated state).
 /// Opaque; made by `swimraft_coordinator_new`, released by `swimraft_coordinator_free`.
 #[allow(non_camel_case_types)]
 pub struct swimraft_coordinator {
@@ -267,8 +267,9 @@ pub unsafe extern "C" fn swimraft_coordinator_is_peer_alive(
 }
 
 /// Writes to `*out` whether this node is the Raft leader, from the status's `raft.is_leader`.
-/// This build has no consensus yet (the status reports Raft unavailable), so the answer is
-/// `false`; the legacy Bully leader is the orchestrator's own business.
+/// True only while this node is the Raft leader with a quorum acknowledgement younger than the
+/// minimum election timeout; `false` in bully mode (the legacy Bully leader is the
+/// orchestrator's own business) and while Raft is not running.
 ///
 /// Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_FORKED`.
 ///
@@ -283,7 +284,7 @@ pub unsafe extern "C" fn swimraft_coordinator_is_leader(
         // SAFETY: caller contract.
         let handle = unsafe { handle_ref(coordinator) }?;
         let out = out_ptr(out, "out")?;
-        let is_leader = handle.coordinator.status().raft.is_leader;
+        let is_leader = handle.coordinator.is_leader();
         // SAFETY: checked by `out_ptr`.
         unsafe { write_out(out, is_leader) };
         Ok(())
@@ -291,8 +292,7 @@ pub unsafe extern "C" fn swimraft_coordinator_is_leader(
 }
 
 /// Writes the Raft leader's node id to `*out` (release it with `swimraft_string_free`), `""`
-/// when there is none; from the status's `raft.leader_id`. This build has no consensus yet,
-/// so it is `""`.
+/// when there is none (no Raft, or an election in progress).
 ///
 /// Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_FORKED`.
 ///
@@ -307,9 +307,61 @@ pub unsafe extern "C" fn swimraft_coordinator_leader_id(
         // SAFETY: caller contract.
         let handle = unsafe { handle_ref(coordinator) }?;
         let out = out_ptr(out, "out")?;
-        let leader = owned_c_string(handle.coordinator.status().raft.leader_id)?;
+        let leader = owned_c_string(handle.coordinator.leader_id())?;
         // SAFETY: checked by `out_ptr`.
         unsafe { write_out(out, leader) };
+        Ok(())
+    })
+}
+
+/// Runs one operation on the replicated state and writes its JSON result to `*out_json`
+/// (release it with `swimraft_string_free`). `op_json` is one of:
+///
+/// * `{"write": {"command": {...}, "request_id": "optional idempotency key"}}` — commands such as
+///   `{"work_add": {"item": {"work_id": "w1", "work_type": "selfplay"}, "force": false}}`,
+///   `{"work_claim_next": {"node_id": "n1", "capabilities": null}}`,
+///   `{"work_complete": {"work_id": "w1", "result": {}, "node_id": null}}`,
+///   `{"job_assign": {...}}`, `{"lock_acquire": {"name": "l", "holder": "h", "ttl_us": 300000000}}`,
+///   `{"kv_set": {"key": "k", "value": 1}}`, `{"kv_compare_and_set": {...}}`; the result is
+///   `{"work_id": "w1"}`, `{"bool": true}`, `{"item": {...}|null}`, `{"token": 7|null}`, `"unit"`, ...
+/// * `{"read": {"query": {"work_get": {"work_id": "w1"}}, "stale_ok": false}}` (also `work_list`,
+///   `work_history`, `"work_stats"`, `job_get`, `jobs_for_node`, `"job_stats"`, `lock_holder`,
+///   `kv_get`, `kv_list`); the result is the value (`null` when not found);
+/// * `{"add_voter": {"node_id": "n4", "address": "10.0.0.4:4321"}}`, `{"remove_voter": {"node_id": "n4"}}`.
+///
+/// `timeout_ms` bounds the call (0 = the default 5 s). Blocks the calling thread; call it from
+/// a plain thread, never from an event callback.
+///
+/// Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_INVALID_UTF8`, `SWIMRAFT_INVALID_ARGUMENT`
+/// (malformed operation, refused argument, duplicate id), `SWIMRAFT_BACKPRESSURE`,
+/// `SWIMRAFT_UNAVAILABLE` (not applied: no leader, Raft not running, bully mode — retry),
+/// `SWIMRAFT_TIMEOUT` (outcome unknown), `SWIMRAFT_SHUTDOWN`, `SWIMRAFT_FORKED`.
+///
+/// # Safety
+/// `coordinator` is NULL or a live handle; `op_json` is NULL or a NUL-terminated string;
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn swimraft_coordinator_execute(
+    coordinator: *const swimraft_coordinator,
+    op_json: *const c_char,
+    timeout_ms: u32,
+    out_json: *mut *mut c_char,
+) -> swimraft_result {
+    ffi_call("swimraft_coordinator_execute", || {
+        // SAFETY: caller contract.
+        let handle = unsafe { handle_ref(coordinator) }?;
+        let out = out_ptr(out_json, "out_json")?;
+        // SAFETY: caller contract.
+        let text = unsafe { arg_str(op_json, "op_json") }?;
+        let op = swimraft_core::ops::parse(text)?;
+        let timeout =
+            (timeout_ms > 0).then(|| std::time::Duration::from_millis(u64::from(timeout_ms)));
+        let coordinator = handle.coordinator.clone();
+        let value =
+            block_on(async move { swimraft_core::ops::execute(&coordinator, op, timeout).await })??;
+        let json = owned_c_string(value.to_string())?;
+        // SAFETY: checked by `out_ptr`.
+        unsafe { write_out(out, json) };
         Ok(())
     })
 }

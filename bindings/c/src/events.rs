@@ -29,8 +29,9 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// `event_json` is valid only during the call: copy it to keep it. `userdata` is the pointer
 /// given to `swimraft_coordinator_set_event_callback`, untouched. Membership events look like
 /// `{"type":"member","node_id":"node-b","state":"alive","addr":"127.0.0.1:7947"}` with `state`
-/// one of `alive`, `suspected`, `failed`, `left`; later builds add other `type`s, so ignore
-/// types you do not know.
+/// one of `alive`, `suspected`, `failed`, `left`; Raft leader changes look like
+/// `{"type":"leader","leader_id":"node-a"}` (`""` when there is no leader). Later builds may add
+/// other `type`s, so ignore types you do not know.
 ///
 /// The callback may call any swimraft function, including `_set_event_callback` and `_free` on
 /// its own handle (the dispatcher then ends after the callback returns). It should return
@@ -222,7 +223,7 @@ fn deliver(registration: Registration, event: &Event) {
     unsafe { (registration.callback)(json.as_ptr(), registration.userdata) };
 }
 
-/// Registers `callback` to receive this coordinator's events (membership changes; later,
+/// Registers `callback` to receive this coordinator's events (membership changes and
 /// leader changes), or removes the registration when `callback` is NULL. Replaces any previous
 /// callback. Events that happen while no callback is registered are not kept.
 ///
