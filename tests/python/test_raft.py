@@ -170,3 +170,13 @@ async def test_three_nodes_in_one_process_forward_and_fail_over(tmp_path):
     finally:
         for n in nodes:
             await n.stop()
+
+
+async def test_the_leader_times_out_stale_claims_by_itself(solo):
+    wid = solo.work.add("short", timeout_seconds=0.3, max_attempts=2)
+    assert solo.work.claim(wid, "slow-worker")
+    # No explicit check_timeouts call: the leader's own sweep requeues the claim.
+    assert await wait_until(lambda: solo.work.get(wid)["status"] == "pending", timeout=10)
+    item = solo.work.get(wid)
+    assert item["error"] == "timeout" and item["claimed_by"] == ""
+    assert solo.work.stats()["total_timeout"] == 1

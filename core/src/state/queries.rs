@@ -303,3 +303,26 @@ pub fn last_applied_index(conn: &Connection) -> Result<Option<u64>> {
 pub fn last_now_us(conn: &Connection) -> Result<Option<i64>> {
     meta::get_i64(conn, meta::LAST_NOW_US).map_err(storage_error)
 }
+
+/// Whether a sweep would change anything at `now_us`: `(claims past their timeout, expired
+/// locks)`. The leader asks its replica this before proposing `WorkCheckTimeouts` /
+/// `LockExpire`, so an idle cluster writes no log entries.
+pub fn sweeps_due(conn: &Connection, now_us: i64) -> Result<(bool, bool)> {
+    (|| {
+        let now_s = now_us as f64 / 1_000_000.0;
+        let timeouts: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM work_items WHERE status IN ('claimed', 'running')
+                   AND ?1 - COALESCE(claimed_at, 0) > timeout_seconds)",
+            )?
+            .query_row([now_s], |row| row.get(0))?;
+        let locks = conn
+            .prepare_cached(&format!("SELECT {} FROM locks", LockInfo::COLUMNS))?
+            .query_map([], LockInfo::from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .iter()
+            .any(|lock| lock.is_expired(now_us));
+        Ok((timeouts, locks))
+    })()
+    .map_err(storage_error)
+}

@@ -244,12 +244,13 @@ impl RaftNode {
             node.single_voter,
             node.quorum_ack_limit,
         ));
-        node.spawn(leader_duties(
-            raft.clone(),
-            cfg.snapshot_interval,
-            node.stopped.subscribe(),
-        ));
         if let Some(replica) = &node.replica {
+            node.spawn(leader_duties(
+                raft.clone(),
+                replica.reader.clone(),
+                cfg.snapshot_interval,
+                node.stopped.subscribe(),
+            ));
             node.spawn(refresh_queue_figures(
                 replica.reader.clone(),
                 node.status.clone(),
@@ -846,11 +847,13 @@ async fn refresh_queue_figures(
     }
 }
 
-/// What the leader proposes by itself: timeouts of claimed work and expiry of locks (every
-/// second), retention cleanup (every minute), and snapshots every `snapshot_interval` on every
-/// node.
+/// What the leader proposes by itself: timeouts of claimed work and expiry of locks (checked
+/// every second on its replica, proposed only when something is due, so an idle cluster
+/// writes nothing), retention cleanup (every minute), and snapshots every `snapshot_interval`
+/// on every node.
 async fn leader_duties(
     raft: Raft,
+    reader: StateReader,
     snapshot_interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -875,8 +878,16 @@ async fn leader_duties(
         if !leading {
             continue;
         }
-        for command in [Command::WorkCheckTimeouts, Command::LockExpire] {
-            let _ = server::propose(&raft, Envelope::new(0, command)).await;
+        let wall_us = server::now_us();
+        let (timeouts, locks) = reader
+            .read(move |conn| crate::state::queries::sweeps_due(conn, wall_us))
+            .await
+            .unwrap_or((true, true));
+        if timeouts {
+            let _ = server::propose(&raft, Envelope::new(0, Command::WorkCheckTimeouts)).await;
+        }
+        if locks {
+            let _ = server::propose(&raft, Envelope::new(0, Command::LockExpire)).await;
         }
         if now >= cleanup_due {
             cleanup_due = now + Duration::from_secs(60);
