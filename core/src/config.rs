@@ -188,6 +188,12 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "run Raft at all (same spellings as swim_enabled)",
     ),
     (
+        "raft_join",
+        "RINGRIFT_RAFT_JOIN",
+        "false",
+        "swimraft addition: start an empty replica that waits to be added with add_voter (never initializes a group)",
+    ),
+    (
         "consensus_mode",
         "RINGRIFT_CONSENSUS_MODE",
         "bully",
@@ -532,6 +538,10 @@ pub struct RaftConfig {
     /// Upper bound of the randomized election timeout (also openraft's leader lease).
     /// Lan/local 150 ms, wan 1 s.
     pub election_timeout_max: Duration,
+    /// Start as an empty replica that waits to be added by `add_voter` on the cluster
+    /// (`RINGRIFT_RAFT_JOIN`, a swimraft addition). Such a node never initializes a group, even
+    /// when it is not in `voters`. Default false.
+    pub join: bool,
 }
 
 /// Addresses.
@@ -660,6 +670,7 @@ impl Config {
                 heartbeat_interval: raft.heartbeat_interval,
                 election_timeout_min: raft.election_timeout_min,
                 election_timeout_max: raft.election_timeout_max,
+                join: false,
             },
             network: NetworkConfig {
                 bind_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -722,6 +733,9 @@ impl Config {
         }
         if let Some(v) = src.get("raft_enabled", "RINGRIFT_RAFT_ENABLED", parse_bool)? {
             c.raft.enabled = v;
+        }
+        if let Some(v) = src.get("raft_join", "RINGRIFT_RAFT_JOIN", parse_bool)? {
+            c.raft.join = v;
         }
         if let Some(v) = src.get(
             "consensus_mode",
@@ -1074,6 +1088,7 @@ impl Config {
             },
             "raft": {
                 "enabled": r.enabled,
+                "join": r.join,
                 "mode": r.mode.as_str(),
                 "raft_port": r.raft_port,
                 "voters": r.voters.iter()

@@ -367,7 +367,7 @@ impl Coordinator {
             election_timeout_min: cfg.raft.election_timeout_min,
             election_timeout_max: cfg.raft.election_timeout_max,
             snapshot_interval: cfg.raft.snapshot_interval,
-            join_existing: false,
+            join_existing: cfg.raft.join,
         }
     }
 

@@ -180,3 +180,30 @@ async def test_the_leader_times_out_stale_claims_by_itself(solo):
     item = solo.work.get(wid)
     assert item["error"] == "timeout" and item["claimed_by"] == ""
     assert solo.work.stats()["total_timeout"] == 1
+
+
+async def test_a_voter_is_added_and_removed_at_run_time(tmp_path):
+    names = ["a", "b", "c"]
+    ports = {n: free_port() for n in names + ["d"]}
+    voters = ",".join(f"{n}=127.0.0.1:{ports[n]}" for n in names)
+    nodes = [swimraft.HybridCoordinator(config=raft_config(tmp_path, n, raft_port=ports[n], raft_voters=voters))
+             for n in names]
+    joiner = swimraft.HybridCoordinator(config=raft_config(tmp_path, "d", raft_port=ports["d"], raft_voters=voters,
+                                                           raft_join=True))
+    await asyncio.gather(*[n.start() for n in nodes + [joiner]])
+    try:
+        assert await wait_until(lambda: sum(n.is_leader() for n in nodes) == 1)
+        nodes[0].kv.set("before", 1)
+        with pytest.raises(swimraft.InvalidArgumentError):
+            nodes[1].add_voter("d", "not-an-address")
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: nodes[1].add_voter("d", f"127.0.0.1:{ports['d']}", timeout=15))
+        assert await wait_until(lambda: "d" in nodes[0].get_status()["raft"]["voters"])
+        assert joiner.kv.get("before") == 1  # the new voter has the replicated state
+        nodes[2].remove_voter("d")
+        assert await wait_until(lambda: "d" not in nodes[0].get_status()["raft"]["voters"])
+        nodes[0].kv.set("after", 2)
+        assert nodes[2].kv.get("after") == 2
+    finally:
+        for n in nodes + [joiner]:
+            await n.stop()
