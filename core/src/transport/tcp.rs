@@ -58,8 +58,11 @@ pub struct RpcClient {
     next_id: Arc<AtomicU64>,
 }
 
-const MIN_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Reconnect back-off after a failed connect, doubling up to [`MAX_BACKOFF`]. Kept short: a
+/// restarted peer must be reached again well within its election timeout, and a refused
+/// connect is cheap.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 impl RpcClient {
     /// A client for `addr` (`host:port`); connects lazily.
