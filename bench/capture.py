@@ -89,7 +89,7 @@ class ByteCapture:
         flt = " or ".join(f"port {p}" for p in self.ports)
         err = open(self.stderr_path, "w")
         self.proc = spawn(["tcpdump", "-i", "lo", "-n", "-s", "96", "-U",
-                           "-w", self.path, flt], {},
+                           "--immediate-mode", "-w", self.path, flt], {},
                           stdout=subprocess.DEVNULL, stderr=err)
         err.close()
         deadline = time.monotonic() + timeout
@@ -106,8 +106,12 @@ class ByteCapture:
         self.sampler.start()
         self.t_start = time.time()
 
-    def stop(self) -> None:
+    def stop(self, drain: float = 1.5) -> None:
+        """Stop capturing.  Waits ``drain`` seconds first so that packets up to
+        now are surely written (count() selects by packet time anyway)."""
         self.t_stop = time.time()
+        if self.proc and self.proc.poll() is None and drain > 0:
+            time.sleep(drain)
         if self.sampler:
             self.sampler.stop()
         if self.proc and self.proc.poll() is None:

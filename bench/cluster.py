@@ -19,8 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from adapters.base import (ALIVE, FAILED, SUSPECTED, Adapter, MemberProcess,
-                           MemberSpec, kill_group, rss_kib)
+from adapters.base import (ALIVE, FAILED, LEFT, SUSPECTED, Adapter, MemberProcess,
+                           MemberSpec, cpu_seconds, kill_group, rss_kib)
 
 
 @dataclass
@@ -109,12 +109,14 @@ class Cluster:
                     if subj == obs:
                         continue
                     self.events.append(Event(t, obs, subj, p.kind, mp.generation))
+                    if p.kind == SUSPECTED and not self.adapter.suspicion_in_view:
+                        continue
                     if current:
                         self.views[obs][subj] = p.kind
                 elif p.what == "status" and current:
                     view = {}
                     for kind, key in ((ALIVE, "alive"), (SUSPECTED, "suspected"),
-                                      (FAILED, "failed")):
+                                      (FAILED, "failed"), (LEFT, "left")):
                         for raw in p.info.get(key) or []:
                             n = self.adapter.subject_to_name(str(raw), self.specs)
                             if n and n != obs:
@@ -147,8 +149,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         missing = []
         for mp in mps:
-            left = max(0.0, deadline - time.monotonic())
-            if not mp.ready.wait(left) or not mp.alive():
+            while not mp.ready.is_set() and mp.alive() and time.monotonic() < deadline:
+                mp.ready.wait(0.2)
+            if not mp.ready.is_set() or not mp.alive():
                 missing.append(mp.spec.name)
         return missing
 
@@ -253,7 +256,17 @@ class Cluster:
                 self.cond.wait(min(poll, left))
 
     def wait_converged(self, timeout: float) -> bool:
-        return self.wait_until(self._converged, timeout)
+        """Wait until every live member sees every other live member alive;
+        False on timeout or as soon as a live member's process has exited."""
+        crashed = []
+
+        def done():
+            if self.crashed():
+                crashed.append(True)
+                return True
+            return self._converged()
+
+        return self.wait_until(done, timeout) and not crashed
 
     def first_times(self, subject: str, kinds: tuple, after: float,
                     observers: list[str]) -> dict[str, float]:
@@ -281,6 +294,15 @@ class Cluster:
         out = {}
         for pid, name in self.pids().items():
             v = rss_kib(pid)
+            if v is not None:
+                out[name] = v
+        return out
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each live member (with its children)."""
+        out = {}
+        for pid, name in self.pids().items():
+            v = cpu_seconds(pid)
             if v is not None:
                 out[name] = v
         return out

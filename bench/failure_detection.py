@@ -29,13 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from adapters import ADAPTERS  # noqa: E402
-from adapters.base import FAILED, LEFT, SUSPECTED, kill_all, run_quiet  # noqa: E402
+from adapters.base import (FAILED, LEFT, SUSPECTED, host_cpu_times, kill_all,  # noqa: E402
+                           run_quiet)
 from capture import ByteCapture, ensure_tcpdump  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from stats import fmt, summarize  # noqa: E402
 
 DOWN = (FAILED, LEFT)
-MAX_CLUSTER_RESETS = 3
+MAX_CLUSTER_RESETS = 10  # per system and size; then the remaining trials are skipped
 
 
 def say(msg: str) -> None:
@@ -45,9 +46,10 @@ def say(msg: str) -> None:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="SWIM failure-detection benchmark")
-    ap.add_argument("--systems", default="swimraft,serf,swim-p2p")
-    ap.add_argument("--sizes", default="5,20")
-    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--systems", default="swimraft,serf,swim-p2p",
+                    help="comma-separated, from: " + ", ".join(ADAPTERS))
+    ap.add_argument("--sizes", default="5,20", help="cluster sizes, comma-separated (>= 3)")
+    ap.add_argument("--trials", type=int, default=10, help="kill/restart trials per size")
     ap.add_argument("--idle-seconds", type=float, default=60.0,
                     help="idle run with no kills, counting false suspicions "
                          "(includes the bytes window)")
@@ -56,10 +58,14 @@ def parse_args(argv=None):
                          "30 s periodic push-pull syncs are included)")
     ap.add_argument("--settle", type=float, default=5.0,
                     help="seconds to wait after convergence before measuring")
-    ap.add_argument("--trial-timeout", type=float, default=60.0)
-    ap.add_argument("--rejoin-timeout", type=float, default=60.0)
-    ap.add_argument("--converge-timeout", type=float, default=120.0)
-    ap.add_argument("--ready-timeout", type=float, default=60.0)
+    ap.add_argument("--trial-timeout", type=float, default=60.0,
+                    help="max seconds from a kill until all survivors report it failed")
+    ap.add_argument("--rejoin-timeout", type=float, default=60.0,
+                    help="max seconds for a restarted member to be seen alive by all")
+    ap.add_argument("--converge-timeout", type=float, default=120.0,
+                    help="max seconds for a new cluster to converge")
+    ap.add_argument("--ready-timeout", type=float, default=60.0,
+                    help="max seconds for a started member to print its ready line")
     ap.add_argument("--seed", type=int, default=None, help="RNG seed for victims")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "failure_detection.json"))
     ap.add_argument("--workdir", default=None, help="where member dirs/logs go (temp)")
@@ -83,16 +89,22 @@ def parse_args(argv=None):
 
 def false_suspicions(events, t0: float, t1: float, exempt: list) -> dict:
     """Suspicion/failure events in [t0, t1] about members that were not the
-    victim of a kill at that time (exempt: (subject, from, to))."""
-    out = {"suspected": 0, "failed": 0, "examples": []}
+    member killed in that phase.  exempt: [subject, t_kill, t_healed,
+    t_phase_end]: events about the victim up to t_healed are the detection
+    itself and are skipped; those after it (until the next kill) are counted
+    apart as "after_rejoin" (e.g. probes in flight at the restart)."""
+    out = {"suspected": 0, "failed": 0, "after_rejoin": 0, "examples": []}
     for e in events:
         if not (t0 <= e.t <= t1) or e.kind not in (SUSPECTED, FAILED):
             continue
-        if any(e.subject == s and a <= e.t <= b for s, a, b in exempt):
+        phase = [x for x in exempt if e.subject == x[0] and x[1] <= e.t <= x[3]]
+        if phase:
+            if e.t > phase[0][2]:
+                out["after_rejoin"] += 1
             continue
         out["suspected" if e.kind == SUSPECTED else "failed"] += 1
         if len(out["examples"]) < 20:
-            out["examples"].append({"t_offset_s": round(e.t - t0, 3), "observer": e.observer,
+            out["examples"].append({"t": round(e.t, 3), "observer": e.observer,
                                     "subject": e.subject, "kind": e.kind})
     return out
 
@@ -103,8 +115,8 @@ def segment_false(cluster: Cluster, t0: float, exempt: list) -> dict:
 
 
 def add_false(acc: dict, new: dict) -> None:
-    acc["suspected"] += new["suspected"]
-    acc["failed"] += new["failed"]
+    for k in ("suspected", "failed", "after_rejoin"):
+        acc[k] += new[k]
     acc["examples"] = (acc["examples"] + new["examples"])[:20]
 
 
@@ -135,12 +147,26 @@ def steady_phase(cluster: Cluster, args, capture_status: tuple) -> dict:
     else:
         res["bytes"] = {"status": f"capture not possible: {capture_status[1]}"}
     tw0 = time.time()
-    crashed = sleep_watch(cluster, args.bytes_window)
-    tw1 = time.time()
+    cpu0, host0 = cluster.cpu(), host_cpu_times()
+    try:
+        crashed = sleep_watch(cluster, args.bytes_window)
+        tw1 = time.time()
+        cpu1, host1 = cluster.cpu(), host_cpu_times()
+    finally:
+        if cap is not None:
+            cap.stop()
     rss = cluster.rss()
+    cpu_pct = {n: 100.0 * (cpu1[n] - cpu0[n]) / (tw1 - tw0) for n in cpu1 if n in cpu0}
+    host_busy = host1[0] - host0[0]
+    host_total = host1[1] - host0[1]
+    res["cpu_idle"] = {
+        "member_pct_of_one_core": {**summarize(list(cpu_pct.values())),
+                                   "sum": sum(cpu_pct.values())},
+        "host_busy_pct": 100.0 * host_busy / host_total if host_total else None,
+        "host_cores": os.cpu_count(),
+    }
     pid_names = cluster.pids()
     if cap is not None:
-        cap.stop()
         try:
             c = cap.count(tw0, tw1, cluster.member_ports(), pid_names)
             statuses = [s for s in list(cluster.statuses)
@@ -203,23 +229,28 @@ def run_trials(ctx: dict, res: dict, adapter, size: int, args, base_dir: str, rn
     is the running cluster (replaced if it has to be restarted)."""
     trials = res.setdefault("trials", [])
     false_acc = res.setdefault("false_suspicions_trials",
-                               {"suspected": 0, "failed": 0, "examples": []})
+                               {"suspected": 0, "failed": 0, "after_rejoin": 0,
+                                "examples": []})
     resets = res.setdefault("cluster_resets", [])
     cluster = ctx["cluster"]
     candidates = [s.name for s in cluster.specs if s.index >= 2]
     t_seg0 = time.time()
     exempt: list = []
     try:
+        need_reset = False
         for i in range(args.trials):
-            if not cluster.wait_converged(args.rejoin_timeout):
+            # After a healed rejoin the cluster is converged already; after a
+            # rejoin timeout, start a fresh cluster at once.
+            if need_reset or not cluster.wait_converged(10.0):
                 detail = cluster.not_converged_detail()
                 add_false(false_acc, segment_false(cluster, t_seg0, exempt))
                 t_seg0 = None
                 if len(resets) >= MAX_CLUSTER_RESETS:
                     resets.append({"before_trial": i, "reason": detail, "action": "gave up"})
                     break
-                say(f"  cluster not converged before trial {i} ({detail}); restarting cluster")
+                say(f"  cluster not converged before trial {i} ({detail}); starting a fresh cluster")
                 resets.append({"before_trial": i, "reason": detail, "action": "fresh cluster"})
+                need_reset = False
                 cluster.stop_all()
                 cluster, _ = new_cluster(adapter, size, args, base_dir, f"reset{len(resets)}")
                 ctx["cluster"] = cluster
@@ -230,6 +261,10 @@ def run_trials(ctx: dict, res: dict, adapter, size: int, args, base_dir: str, rn
             victim = rng.choice(candidates)
             survivors = [n for n in cluster.live() if n != victim]
             t_kill = cluster.kill(victim)
+            if exempt:
+                exempt[-1][3] = t_kill  # previous phase ends with this kill
+            # [victim, kill, healed (set below), end of phase (next kill)]
+            exempt.append([victim, t_kill, float("inf"), float("inf")])
 
             def all_down(v=victim, s=survivors, t=t_kill):
                 return len(cluster.first_times(v, DOWN, t, s)) == len(s)
@@ -258,7 +293,8 @@ def run_trials(ctx: dict, res: dict, adapter, size: int, args, base_dir: str, rn
             if not healed:
                 tr["rejoin_timeout"] = True
                 tr["rejoin_detail"] = cluster.not_converged_detail() if ok else "not ready"
-            exempt.append((victim, t_kill, time.time()))
+            exempt[-1][2] = time.time()
+            need_reset = not healed
             say(f"  trial {i}: kill {victim}: first {fmt(tr['first_detect_s'])}s "
                 f"({first_kind}), all {fmt(tr['all_failed_s'])}s"
                 f"{' TIMEOUT' if not done else ''}, rejoin {fmt(tr['rejoin_s'])}s")
@@ -293,7 +329,13 @@ def run_one(adapter, size: int, args, capture_status: tuple, rng, runs: list) ->
             keep = True
             return res
         say(f"{adapter.name} N={size}: {args.trials} kill trials")
-        run_trials(ctx, res, adapter, size, args, base_dir, rng)
+        h0 = host_cpu_times()
+        try:
+            run_trials(ctx, res, adapter, size, args, base_dir, rng)
+        finally:
+            h1 = host_cpu_times()
+            if h1[1] > h0[1]:
+                res["host_busy_pct_trials"] = 100.0 * (h1[0] - h0[0]) / (h1[1] - h0[1])
     except KeyboardInterrupt:
         res["status"] = "interrupted"
         keep = True
@@ -333,68 +375,99 @@ def environment(args, versions: dict, capture_status: tuple) -> dict:
     }
 
 
+def _table(header: list, rows: list) -> None:
+    """Print rows of cells; a row of one cell (a status text) spans the rest."""
+    widths = [len(h) for h in header]
+    for r in rows:
+        n = len(header) if len(r) == len(header) else 2
+        widths = [max(w, len(c)) for w, c in zip(widths, r[:n])] + widths[n:]
+    last = len(header) - 1
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i in (0, last) else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    print(line(header))
+    print("-" * len(line(header)))
+    for r in rows:
+        if len(r) == len(header):
+            print(line(r))
+        else:
+            print(line(r[:2]) + "  " + "  ".join(r[2:]))
+
+
+def _mpm(d: dict) -> str:
+    return f"{fmt(d.get('median'))} / {fmt(d.get('p90'))} / {fmt(d.get('max'))}"
+
+
 def print_tables(out: dict) -> None:
     env = out["env"]
-    print()
-    print("Environment: python %s, %s, %s CPUs" % (env["python"], env["platform"], env["cpus"]))
-    for s, v in env["versions"].items():
-        print(f"  {s:9s} {v}")
-    print(f"  bytes    {env['capture']}")
     p = out["params"]
-    print(f"  params   trials={p['trials']} idle={p['idle_seconds']}s "
-          f"bytes-window={p['bytes_window']}s trial-timeout={p['trial_timeout']}s")
     print()
-    print("Failure detection after kill -9 (seconds; harness receive times)")
-    hdr = (f"{'system':9s} {'N':>3s} {'trials':>6s} {'t/o':>3s}  "
-           f"{'first suspicion med/p90/max':>28s}  {'all survivors failed med/p90/max':>32s}  "
-           f"{'rejoin med':>10s}")
-    print(hdr)
-    print("-" * len(hdr))
+    print(f"Environment: python {env['python']}, {env['platform']}, {env['cpus']} CPUs")
+    for name, v in env["versions"].items():
+        print(f"  {name:9s} {v}")
+    print(f"  bytes     {env['capture']}")
+    print(f"  params    trials={p['trials']} idle={p['idle_seconds']:g}s "
+          f"bytes-window={p['bytes_window']:g}s trial-timeout={p['trial_timeout']:g}s "
+          f"rejoin-timeout={p['rejoin_timeout']:g}s")
+    print()
+    print("Failure detection after kill -9, seconds from the kill (median / p90 / max)")
+    rows = []
     for r in out["runs"]:
-        if r["status"] != "ok" or "trials" not in r:
-            print(f"{r['system']:9s} {r['size']:>3d}  {r['status']}")
+        head = [r["system"], str(r["size"])]
+        if "trials" not in r or not r["trials"]:
+            rows.append(head + [r["status"] if r["status"] != "ok" else "no trials run"])
             continue
-        a, b = r["first_detect_s"], r["all_failed_s"]
-        print(f"{r['system']:9s} {r['size']:>3d} {len(r['trials']):>6d} {r['timeouts']:>3d}  "
-              f"{fmt(a['median']):>8s} /{fmt(a['p90']):>7s} /{fmt(a['max']):>7s}    "
-              f"{fmt(b['median']):>10s} /{fmt(b['p90']):>8s} /{fmt(b['max']):>8s}      "
-              f"{fmt(r['rejoin_s']['median']):>10s}"
-              + (f"  rejoin t/o {r['rejoin_timeouts']}" if r.get("rejoin_timeouts") else "")
-              + (f"  cluster resets {len(r['cluster_resets'])}" if r.get("cluster_resets") else ""))
+        extra = []
+        if r.get("rejoin_timeouts"):
+            extra.append(f"rejoin timeouts {r['rejoin_timeouts']}")
+        if r.get("cluster_resets"):
+            extra.append(f"fresh clusters {len(r['cluster_resets'])}")
+        if r["status"] != "ok":
+            extra.append(r["status"])
+        rows.append(head + [str(len(r["trials"])), str(r["timeouts"]),
+                            _mpm(r["first_detect_s"]), _mpm(r["all_failed_s"]),
+                            _mpm(r["rejoin_s"]), "; ".join(extra)])
+    _table(["system", "N", "trials", "timeouts", "first suspicion",
+            "all survivors: failed", "rejoin", "notes"], rows)
     print()
-    print("Idle cost and false suspicions (suspected/failed events about live members)")
-    hdr = (f"{'system':9s} {'N':>3s}  {'B/member/s':>10s} {'B/member/period':>15s} "
-           f"{'period s':>8s} {'unattrib%':>9s}  {'false idle':>10s} {'idle s':>6s} "
-           f"{'false trials':>12s}  {'RSS MiB med':>11s}")
-    print(hdr)
-    print("-" * len(hdr))
+    print("Idle cost, RSS, false suspicions (suspected/failed events about live members;"
+          " (+n) = about a just-restarted member)")
+    rows = []
     for r in out["runs"]:
+        head = [r["system"], str(r["size"])]
         if "bytes" not in r:
-            if r["status"] == "ok" or "trials" in r:
-                pass
-            print(f"{r['system']:9s} {r['size']:>3d}  {r['status']}")
+            rows.append(head + [r["status"]])
             continue
         b = r["bytes"]
-        fi = r.get("false_suspicions_idle", {})
-        ft = r.get("false_suspicions_trials")
-        rss = r.get("rss_kib", {}).get("median")
         if b.get("status") == "ok":
             un = 100.0 * b["unattributed_bytes"] / b["total_bytes"] if b["total_bytes"] else 0.0
-            bytes_cols = (f"{fmt(b['per_member_per_s_mean'], 0):>10s} "
-                          f"{fmt(b['per_member_per_period_mean'], 0):>15s} "
-                          f"{fmt(b['probe_period_s']):>8s} {fmt(un, 1):>9s}")
+            bcols = [fmt(b["per_member_per_s_mean"], 0), fmt(b["per_member_per_period_mean"], 0),
+                     fmt(b["probe_period_s"]), fmt(un, 1)]
         else:
-            bytes_cols = f"{b.get('status', '?')[:45]:>45s}"
+            bcols = ["-", "-", "-", "-"]
+        fi = r.get("false_suspicions_idle") or {}
+        ft = r.get("false_suspicions_trials")
         ftxt = f"{ft['suspected']}/{ft['failed']}" if ft else "-"
-        print(f"{r['system']:9s} {r['size']:>3d}  {bytes_cols}  "
-              f"{fi.get('suspected', 0)}/{fi.get('failed', 0):<8} "
-              f"{fmt(r.get('idle_seconds'), 0):>6s} {ftxt:>12s}  "
-              f"{fmt(rss / 1024 if rss else None, 1):>11s}"
-              + ("" if r["status"] == "ok" else f"  ({r['status']})"))
-    notes = [r for r in out["runs"] if r.get("bytes", {}).get("status") == "ok"
-             and "observed" in r["bytes"].get("probe_period_source", "")]
-    for r in notes:
-        print(f"  note {r['system']} N={r['size']}: period {r['bytes']['probe_period_source']}")
+        if ft and ft.get("after_rejoin"):
+            ftxt += f" (+{ft['after_rejoin']})"
+        rss = (r.get("rss_kib") or {}).get("median")
+        cpu = r.get("cpu_idle") or {}
+        host = f"{fmt(cpu.get('host_busy_pct'), 0)} / {fmt(r.get('host_busy_pct_trials'), 0)}"
+        rows.append(head + bcols + [f"{fi.get('suspected', 0)}/{fi.get('failed', 0)}",
+                                    fmt(r.get("idle_seconds"), 0), ftxt,
+                                    fmt(rss / 1024 if rss else None, 1),
+                                    fmt((cpu.get("member_pct_of_one_core") or {}).get("median"), 1),
+                                    host,
+                                    "" if b.get("status") == "ok" else b.get("status", "")])
+    _table(["system", "N", "B/member/s", "B/member/period", "period s", "unattrib %",
+            "false idle", "idle s", "false trials", "RSS MiB", "CPU %/member",
+            "host busy % idle/trials", "notes"], rows)
+    for r in out["runs"]:
+        src = (r.get("bytes") or {}).get("probe_period_source", "")
+        if "observed" in src:
+            print(f"  {r['system']} N={r['size']}: period = {src}")
     print()
 
 

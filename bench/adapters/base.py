@@ -56,6 +56,10 @@ class Adapter:
     # A member is "ready" once a line parsed as "ready" arrives; systems
     # without such a line set ready_on_start to consider it ready at once.
     ready_on_start = False
+    # False when the system's output shows suspicion but never its end (Serf
+    # logs "Suspect X has failed" but nothing when X refutes it): suspicion
+    # is then recorded as an event but does not change the observer's view.
+    suspicion_in_view = True
 
     def check(self, install: bool) -> tuple[bool, str]:
         """(True, version) if usable, else (False, reason).  May install."""
@@ -192,9 +196,14 @@ class MemberProcess:
         return self.proc.poll() is None
 
     def sigkill(self) -> float:
-        """SIGKILL this member by PID; returns the kill time (time.time())."""
+        """SIGKILL this member by PID (then its process group, which it leads,
+        so that helper children die too); returns the kill time."""
         t = time.time()
         os.kill(self.pid, signal.SIGKILL)
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         return t
 
     def stop(self, grace: float = 3.0) -> None:
@@ -211,8 +220,7 @@ class MemberProcess:
                 pass
 
 
-def rss_kib(pid: int) -> int | None:
-    """VmRSS of a process in KiB, from /proc/PID/status."""
+def _vmrss(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -221,6 +229,55 @@ def rss_kib(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _group_pids(pid: int) -> list[int]:
+    """pid plus the other processes in its process group."""
+    out = [pid]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == pid:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pid:
+                out.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime+stime (seconds) of a member process and its process group."""
+    total, seen = 0.0, False
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in _group_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            seen = True
+        except (OSError, ValueError, IndexError):
+            continue
+    return total if seen else None
+
+
+def host_cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    total = sum(vals[:8])
+    return total - idle, total
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS (from /proc/PID/status) in KiB of a member process plus any
+    other process in its process group (helpers it started), or None."""
+    own = _vmrss(pid)
+    if own is None:
+        return None
+    return own + sum(_vmrss(p) or 0 for p in _group_pids(pid)[1:])
 
 
 def run_quiet(argv: list, timeout: float) -> tuple[int, str]:

@@ -38,6 +38,7 @@ _PATTERNS = [
 class SerfAdapter(Adapter):
     name = "serf"
     seed_indexes = (0,)
+    suspicion_in_view = False  # a refuted suspicion is not logged
 
     def __init__(self) -> None:
         self.binary = shutil.which("serf")

@@ -14,6 +14,10 @@ transport of its own CLI (``HybridTransport``: UDP, TCP for large messages).
 Not started: the ZeroMQ application-messaging layer and the metrics HTTP API
 of ``swim-node`` (they carry application messages, not failure detection).
 
+Restarting on the same port right after a kill -9: the library's port
+pre-check fails while the old TCP connections sit in TIME_WAIT, so the agent
+then creates the node without that pre-check (the real binds succeed).
+
 Transitions are taken from the node's member list: a synchronous event
 handler re-reads it on every member event (immediate for transitions the
 node decides itself), and a 50 ms poll catches transitions the library
@@ -100,18 +104,41 @@ async def run(args) -> int:
     from swim.protocol.node import Node
     from swim.transport.hybrid import HybridTransport
 
+    from swim.protocol.node import PortValidationError
+
     config = get_config()
     bind = parse_addr(args.bind)
     seeds = [parse_addr(s) for s in args.seeds.split(",") if s.strip()]
-    transport = HybridTransport(
-        udp_max_size=config.get("UDP_MAX_SIZE", 1400),
-        tcp_buffer_size=config.get("TCP_BUFFER_SIZE", 65536),
-        tcp_max_connections=config.get("TCP_MAX_CONNECTIONS", 128),
-    )
     dispatcher = EventDispatcher(max_history_size=100, enable_history=False)
-    node = await Node.create(bind_addr=bind, transport=transport,
-                             seed_addrs=seeds, config=config,
-                             event_dispatcher=dispatcher)
+    validate = True
+    deadline = time.monotonic() + args.bind_retry_seconds
+    while True:
+        transport = HybridTransport(
+            udp_max_size=config.get("UDP_MAX_SIZE", 1400),
+            tcp_buffer_size=config.get("TCP_BUFFER_SIZE", 65536),
+            tcp_max_connections=config.get("TCP_MAX_CONNECTIONS", 128),
+        )
+        try:
+            node = await Node.create(bind_addr=bind, transport=transport,
+                                     seed_addrs=seeds, config=dict(config),
+                                     event_dispatcher=dispatcher,
+                                     validate_ports=validate)
+            break
+        except PortValidationError as e:
+            # The library's pre-check binds a TCP socket without SO_REUSEADDR,
+            # which fails for ~60 s after a kill -9 (TIME_WAIT on the port)
+            # although its real listeners (asyncio, SO_REUSEADDR) would bind.
+            # Skip the pre-check; if the real bind fails, retry (bounded).
+            logging.getLogger("swim_p2p_agent").warning("%s; retrying", e)
+            if validate:
+                validate = False
+            elif time.monotonic() > deadline:
+                raise
+            try:
+                await transport.close()
+            except Exception:
+                pass
+            await asyncio.sleep(0.5)
     rep = Reporter(node)
     handler = rep.reconcile  # strong reference: the dispatcher keeps weak refs
     dispatcher.subscribe("*", handler, weak=False)
@@ -153,6 +180,8 @@ def main() -> int:
     ap.add_argument("--max-runtime", type=float, default=6 * 3600,
                     help="exit after this many seconds (safety bound)")
     ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--bind-retry-seconds", type=float, default=30.0,
+                    help="keep retrying a failed bind this long (restart on same port)")
     args = ap.parse_args()
     logging.basicConfig(stream=sys.stderr, level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

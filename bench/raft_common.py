@@ -1,0 +1,541 @@
+"""Shared helpers of the Raft benchmarks (raft_failover.py, raft_throughput.py, raft_memory.py).
+
+* Node processes (swimraft agents, pysyncobj nodes) run in their own session (process group),
+  print JSON lines on stdout, and are read by one thread each; every line is timestamped on
+  receipt with ``time.monotonic()`` (CLOCK_MONOTONIC: the same clock in every process of the
+  machine, so times taken inside a pysyncobj node process compare directly).
+* ``LeaderTracker`` folds the status lines into leader changes and elections.
+* Everything binds 127.0.0.1; every wait is bounded; ``Procs`` kills what it started (by PID /
+  process group of each child, never by name).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS_DIR = os.path.join(HERE, "results")
+PYSYNCOBJ_NODE = os.path.join(HERE, "agents", "pysyncobj_node.py")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def say(*parts: Any) -> None:
+    """Progress on stderr (stdout carries the tables)."""
+    sys.stderr.write(time.strftime("%H:%M:%S ") + " ".join(str(p) for p in parts) + "\n")
+    sys.stderr.flush()
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+def percentile(values: Iterable[float], q: float) -> Optional[float]:
+    """Linear-interpolated percentile, q in [0, 100]; None for no values."""
+    v = sorted(x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x)))
+    if not v:
+        return None
+    if len(v) == 1:
+        return v[0]
+    pos = (len(v) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def summarize(values: Iterable[Optional[float]]) -> Dict[str, Any]:
+    v = [x for x in values if x is not None]
+    if not v:
+        return {"n": 0, "median": None, "p90": None, "p99": None, "max": None, "min": None, "mean": None}
+    return {"n": len(v), "median": percentile(v, 50), "p90": percentile(v, 90), "p99": percentile(v, 99),
+            "max": max(v), "min": min(v), "mean": sum(v) / len(v)}
+
+
+def fmt(x: Any, digits: int = 1, scale: float = 1.0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x * scale:,.{digits}f}"
+
+
+def table(headers: List[str], rows: List[List[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = []
+    for n, r in enumerate(cells):
+        out.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+# -- machine ----------------------------------------------------------------------------
+
+def free_ports(count: int) -> List[int]:
+    """Distinct TCP ports free on 127.0.0.1 right now."""
+    held, out = [], []
+    try:
+        for _ in range(count * 20):
+            if len(out) == count:
+                break
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+            port = s.getsockname()[1]
+            if port not in out:
+                out.append(port)
+    finally:
+        for s in held:
+            s.close()
+    if len(out) < count:
+        raise RuntimeError("could not find enough free ports")
+    return out
+
+
+def cpu_seconds(pid: int) -> Optional[float]:
+    """utime+stime of one process (all its threads), seconds; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_kib(pid: int | str = "self") -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class HostCpu:
+    """Whole-machine busy % between start() and stop() (from /proc/stat)."""
+
+    @staticmethod
+    def _read() -> Tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals), idle
+
+    def __init__(self) -> None:
+        self.t0 = self._read()
+
+    def busy_pct(self) -> Optional[float]:
+        total, idle = self._read()
+        dt, di = total - self.t0[0], idle - self.t0[1]
+        return None if dt <= 0 else 100.0 * (dt - di) / dt
+
+
+def other_benchmark_running() -> List[str]:
+    """Command lines of running failure_detection.py processes (pgrep -f)."""
+    try:
+        out = subprocess.run(["pgrep", "-af", "failure_detection.py"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    me = str(os.getpid())
+    return [l for l in out.stdout.splitlines() if l.strip() and l.split()[0] != me]
+
+
+def wait_for_quiet_machine(enabled: bool, poll: float = 30.0, give_up: float = 2400.0) -> Dict[str, Any]:
+    """Waits (bounded) until no failure_detection.py runs, so that measurements are not skewed."""
+    info: Dict[str, Any] = {"waited_s": 0.0, "other_benchmark_at_start": False, "gave_up": False}
+    if not enabled:
+        info["skipped"] = True
+        return info
+    t0 = time.monotonic()
+    first = True
+    while True:
+        found = other_benchmark_running()
+        if not found:
+            break
+        if first:
+            info["other_benchmark_at_start"] = True
+            say("failure_detection.py is running; waiting for it to finish (poll 30 s, at most "
+                f"{give_up / 60:.0f} min):", found[0][:120])
+            first = False
+        if time.monotonic() - t0 >= give_up:
+            info["gave_up"] = True
+            say("gave up waiting: measuring while failure_detection.py still runs (figures skewed)")
+            break
+        time.sleep(poll)
+    info["waited_s"] = round(time.monotonic() - t0, 1)
+    info["loadavg_at_start"] = os.getloadavg()
+    return info
+
+
+class OtherBenchmarkMonitor:
+    """Polls (every ``period`` s, in a thread) whether failure_detection.py runs, between start() and stop()."""
+
+    def __init__(self, period: float = 5.0) -> None:
+        self.period = period
+        self.seen: List[str] = []
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "OtherBenchmarkMonitor":
+        self.seen = other_benchmark_running()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="other-bench-monitor")
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            found = other_benchmark_running()
+            if found and not self.seen:
+                self.seen = found
+        return
+
+    def stop(self) -> bool:
+        """True when failure_detection.py was seen running meanwhile."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.period + 15)
+        if not self.seen:
+            self.seen = other_benchmark_running()
+        return bool(self.seen)
+
+
+def measure_quietly(name: str, enabled: bool, attempts: int, run: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """Waits until failure_detection.py is not running, runs ``run()``, and when it was seen running
+    meanwhile, waits and runs again (at most ``attempts`` times). The last result is returned with
+    ``machine``: the waits, and whether the figures are skewed."""
+    waits: List[Dict[str, Any]] = []
+    res: Dict[str, Any] = {}
+    for attempt in range(max(1, attempts)):
+        waits.append(wait_for_quiet_machine(enabled))
+        mon = OtherBenchmarkMonitor().start()
+        host = HostCpu()
+        res = run()
+        busy = host.busy_pct()
+        skewed = mon.stop()
+        res["machine"] = {"waits": waits, "attempt": attempt + 1, "host_busy_pct": busy,
+                          "failure_detection_ran_meanwhile": skewed}
+        if not skewed or not enabled:
+            break
+        say(f"[{name}] failure_detection.py ran during the measurement: figures skewed"
+            + ("; measuring again" if attempt + 1 < attempts else "; keeping them (marked skewed)"))
+    return res
+
+
+def install_sigterm() -> None:
+    """SIGTERM ends the harness like Ctrl-C does, so every child is stopped by the finally blocks."""
+    def handler(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, handler)
+
+
+def write_json(name: str, data: Dict[str, Any]) -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, name)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def versions() -> Dict[str, Any]:
+    out: Dict[str, Any] = {"python": sys.version.split()[0]}
+    try:
+        import swimraft
+        out["swimraft"] = swimraft.__version__
+    except Exception as exc:  # reported, not fatal
+        out["swimraft"] = f"unavailable: {exc}"
+    try:
+        from pysyncobj.version import VERSION
+        out["pysyncobj"] = VERSION
+    except Exception as exc:
+        out["pysyncobj"] = f"unavailable: {exc}"
+    out["cpus"] = os.cpu_count()
+    out["kernel"] = os.uname().release
+    return out
+
+
+# -- node processes -----------------------------------------------------------------------
+
+class NodeProc:
+    """One child process that prints JSON lines; ``on_line(node, t, record)`` sees each of them."""
+
+    def __init__(self, name: str, argv: List[str], env: Dict[str, str], log_dir: str,
+                 on_line: Optional[Callable[["NodeProc", float, Dict[str, Any]], None]] = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_dir = log_dir
+        self.on_line = on_line
+        self.proc: Optional[subprocess.Popen] = None
+        self.generation = 0
+        self.ready = threading.Event()
+        self.ready_t: Optional[float] = None
+        self.last_status: Optional[Dict[str, Any]] = None
+        self.last_status_t = 0.0
+        self.started_t = 0.0
+        self.exited = threading.Event()
+        self._stdin_lock = threading.Lock()
+        self.bad_lines = 0
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.generation += 1
+        self.ready = threading.Event()
+        self.exited = threading.Event()
+        self.ready_t = None
+        self.last_status = None
+        self.last_status_t = 0.0
+        err = open(os.path.join(self.log_dir, f"{self.name}.g{self.generation}.stderr"), "wb")
+        self.started_t = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=err, start_new_session=True, bufsize=0)
+        err.close()
+        threading.Thread(target=self._read, args=(self.proc, self.generation), daemon=True,
+                         name=f"reader-{self.name}").start()
+
+    def _read(self, proc: subprocess.Popen, generation: int) -> None:
+        out = open(os.path.join(self.log_dir, f"{self.name}.g{generation}.stdout"), "wb")
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                t = time.monotonic()
+                if not raw.startswith(b'{"event": "status"'):  # status lines: folded by on_line
+                    out.write(raw[:20000])
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    self.bad_lines += 1
+                    continue
+                if not isinstance(rec, dict):
+                    continue
+                ev = rec.get("event")
+                if ev == "ready":
+                    self.ready_t = t
+                    self.ready.set()
+                elif ev == "status":
+                    self.last_status = rec
+                    self.last_status_t = t
+                if self.on_line is not None and generation == self.generation:
+                    try:
+                        self.on_line(self, t, rec)
+                    except Exception as exc:  # a harness bug must not kill the reader silently
+                        say(f"[{self.name}] on_line error: {exc!r}")
+        finally:
+            out.close()
+            if generation == self.generation:
+                self.exited.set()
+
+    def send(self, obj: Dict[str, Any]) -> None:
+        """One JSON command line on the child's stdin."""
+        with self._stdin_lock:
+            if self.proc is None or self.proc.stdin is None:
+                raise RuntimeError(f"{self.name} not running")
+            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+            self.proc.stdin.flush()
+
+    def sigkill(self) -> float:
+        """SIGKILL by PID; returns the monotonic time just before the signal."""
+        assert self.proc is not None
+        t = time.monotonic()
+        os.kill(self.proc.pid, signal.SIGKILL)
+        return t
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM the process group, then SIGKILL it after ``timeout``."""
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # anything left in the group (the leader is gone or stuck)
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            say(f"[{self.name}] pid {p.pid} did not exit after SIGKILL")
+        for s in (p.stdin, p.stdout):
+            try:
+                if s is not None:
+                    s.close()
+            except OSError:
+                pass
+
+    def cpu(self) -> Optional[float]:
+        return cpu_seconds(self.proc.pid) if self.alive() else None
+
+
+class LeaderTracker:
+    """Leader changes and elections, from (node, term, leader_id) observations.
+
+    A *leader change* is a new (term, leader) pair with a non-empty leader, counted once no matter
+    how many nodes report it; the first pair seen is the initial leader, not a change.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pairs: Dict[Tuple[int, str], float] = {}
+        self.max_term = 0
+        self.history: List[Tuple[float, str, int, str]] = []
+        self.per_node: Dict[str, Tuple[int, str]] = {}
+
+    def observe(self, node: str, t: float, term: int, leader: str) -> None:
+        with self.lock:
+            self.max_term = max(self.max_term, term)
+            key = (term, leader)
+            if self.per_node.get(node) != key:
+                self.per_node[node] = key
+                if len(self.history) < 100000:
+                    self.history.append((t, node, term, leader))
+            if leader and key not in self.pairs:
+                self.pairs[key] = t
+
+    def leaders_between(self, t0: float, t1: float) -> List[Tuple[int, str, float]]:
+        with self.lock:
+            return sorted((term, leader, t) for (term, leader), t in self.pairs.items() if t0 <= t <= t1)
+
+    def changes_between(self, t0: float, t1: float) -> int:
+        return len(self.leaders_between(t0, t1))
+
+    def term_at(self, t: float) -> int:
+        with self.lock:
+            terms = [term for (tt, _n, term, _l) in self.history if tt <= t]
+        return max(terms) if terms else 0
+
+    def changes_total(self) -> int:
+        with self.lock:
+            return max(0, len(self.pairs) - 1)
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self.lock:
+            return {"leaders": [[term, leader, round(t, 4)] for (term, leader), t in sorted(self.pairs.items())],
+                    "max_term": self.max_term}
+
+
+# -- swimraft voters ----------------------------------------------------------------------
+
+def voters_spec(ports: List[int]) -> str:
+    return ",".join(f"v{i}=127.0.0.1:{p}" for i, p in enumerate(ports))
+
+
+def swimraft_agent_env(name: str, port: int, voters: str, data_dir: str, status_interval: float = 0.1,
+                       extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
+    env.update({
+        "RINGRIFT_NODE_ID": name, "RINGRIFT_SWIM_ENABLED": "false", "RINGRIFT_MEMBERSHIP_MODE": "http",
+        "RINGRIFT_RAFT_ENABLED": "true", "RINGRIFT_CONSENSUS_MODE": "raft",
+        "RINGRIFT_BIND_HOST": "127.0.0.1", "RINGRIFT_ADVERTISE_HOST": "127.0.0.1",
+        "RINGRIFT_RAFT_PORT": str(port), "RINGRIFT_RAFT_VOTERS": voters, "RINGRIFT_DATA_DIR": data_dir,
+        "RINGRIFT_CLUSTER_NAME": "bench", "RINGRIFT_PRESET": "lan",
+        "SWIMRAFT_AGENT_STATUS_INTERVAL": str(status_interval), "PYTHONUNBUFFERED": "1",
+    })
+    if extra:
+        env.update(extra)
+    return env
+
+
+def swimraft_raft_timing() -> Dict[str, Any]:
+    """The LAN preset's Raft timers, as the agents resolve them."""
+    try:
+        import swimraft
+        cfg = swimraft.Config(use_env=False, node_id="x", raft_enabled=True, consensus_mode="raft", preset="lan")
+        raft = cfg.get("raft")
+        return {k: raft[k] for k in ("heartbeat_interval_ms", "election_timeout_min_ms", "election_timeout_max_ms",
+                                      "snapshot_interval_ms")}
+    except Exception as exc:
+        return {"error": repr(exc)}
+
+
+def swimraft_status_hook(tracker: LeaderTracker) -> Callable[[NodeProc, float, Dict[str, Any]], None]:
+    def hook(node: NodeProc, t: float, rec: Dict[str, Any]) -> None:
+        if rec.get("event") == "status" and isinstance(rec.get("raft"), dict):
+            r = rec["raft"]
+            tracker.observe(node.name, t, int(r.get("term") or 0), str(r.get("leader_id") or ""))
+    return hook
+
+
+def pysyncobj_status_hook(tracker: LeaderTracker,
+                          extra: Optional[Callable[[NodeProc, float, Dict[str, Any]], None]] = None
+                          ) -> Callable[[NodeProc, float, Dict[str, Any]], None]:
+    def hook(node: NodeProc, t: float, rec: Dict[str, Any]) -> None:
+        if rec.get("event") == "status":
+            tracker.observe(node.name, t, int(rec.get("term") or 0), str(rec.get("leader") or ""))
+        if extra is not None:
+            extra(node, t, rec)
+    return hook
+
+
+def status_leader(nodes: Iterable[NodeProc], key_leader: str, key_is_leader: str, max_age: float = 0.5,
+                  sub: Optional[str] = None) -> Tuple[Optional[NodeProc], Optional[str]]:
+    """The node that says it leads, if the others that answer agree; (node, leader_id) or (None, None)."""
+    now = time.monotonic()
+    leaders, claimed = [], []
+    for n in nodes:
+        st = n.last_status
+        if not n.alive() or st is None or now - n.last_status_t > max_age:
+            continue
+        if sub:
+            st = st.get(sub) or {}
+        leaders.append(str(st.get(key_leader) or ""))
+        if st.get(key_is_leader):
+            claimed.append(n)
+    if len(claimed) != 1 or not leaders or any(l != leaders[0] for l in leaders) or not leaders[0]:
+        return None, None
+    return claimed[0], leaders[0]
+
+
+class Procs:
+    """Every child started, for the final cleanup."""
+
+    def __init__(self) -> None:
+        self.nodes: List[NodeProc] = []
+
+    def add(self, node: NodeProc) -> NodeProc:
+        self.nodes.append(node)
+        return node
+
+    def stop_all(self) -> None:
+        for n in self.nodes:
+            try:
+                n.stop(timeout=3.0)
+            except Exception as exc:
+                say(f"stopping {n.name}: {exc!r}")
+
+
+def make_workdir(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def remove_workdir(path: str, keep: bool) -> None:
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def jitter(lo: float, hi: float, rng: random.Random) -> float:
+    return lo + (hi - lo) * rng.random()
