@@ -26,6 +26,37 @@ from .coordinator import HybridCoordinator
 from .errors import SwimraftError
 
 
+def loopback_env(
+    node_id: str,
+    *,
+    data_dir: str,
+    swim_port: int = 0,
+    seeds: str = "",
+    cluster_name: str = "swimraft-local",
+    preset: str = "lan",
+    status_interval: float = 1.0,
+) -> Dict[str, str]:
+    """The environment of an agent process that runs SWIM bound to and advertising 127.0.0.1
+    only: the current environment without any ``RINGRIFT_*`` variable, plus this node's.
+    Used by ``swimraft demo`` and the multi-process tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
+    env.update(
+        RINGRIFT_NODE_ID=node_id,
+        RINGRIFT_SWIM_ENABLED="true",
+        RINGRIFT_MEMBERSHIP_MODE="swim",
+        RINGRIFT_BIND_HOST="127.0.0.1",
+        RINGRIFT_ADVERTISE_HOST="127.0.0.1",
+        RINGRIFT_SWIM_PORT=str(swim_port),
+        RINGRIFT_RAFT_PORT="0",
+        RINGRIFT_SWIM_SEEDS=seeds,
+        RINGRIFT_CLUSTER_NAME=cluster_name,
+        RINGRIFT_PRESET=preset,
+        RINGRIFT_DATA_DIR=os.path.join(data_dir, node_id),
+        SWIMRAFT_AGENT_STATUS_INTERVAL=str(status_interval),
+    )
+    return env
+
+
 def _emit(record: Dict[str, Any]) -> None:
     record["ts"] = time.time()
     sys.stdout.write(json.dumps(record) + "\n")

@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
+from .agent import loopback_env
+
 
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -31,21 +33,8 @@ class _Node:
     def __init__(self, node_id: str, port: int, seeds: str, data_dir: str, preset: str) -> None:
         self.node_id = node_id
         self.port = port
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
-        env.update(
-            RINGRIFT_NODE_ID=node_id,
-            RINGRIFT_SWIM_ENABLED="true",
-            RINGRIFT_MEMBERSHIP_MODE="swim",
-            RINGRIFT_BIND_HOST="127.0.0.1",
-            RINGRIFT_ADVERTISE_HOST="127.0.0.1",
-            RINGRIFT_SWIM_PORT=str(port),
-            RINGRIFT_RAFT_PORT="0",
-            RINGRIFT_SWIM_SEEDS=seeds,
-            RINGRIFT_CLUSTER_NAME="swimraft-demo",
-            RINGRIFT_PRESET=preset,
-            RINGRIFT_DATA_DIR=os.path.join(data_dir, node_id),
-            SWIMRAFT_AGENT_STATUS_INTERVAL="0.5",
-        )
+        env = loopback_env(node_id, data_dir=data_dir, swim_port=port, seeds=seeds,
+                           cluster_name="swimraft-demo", preset=preset, status_interval=0.5)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swimraft.agent"],
             env=env,

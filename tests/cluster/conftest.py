@@ -18,6 +18,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from swimraft.agent import loopback_env
+
 
 @dataclass
 class Agent:
@@ -65,21 +67,8 @@ class Cluster:
 
     def start(self, node_id: str, port: int = 0, seeds: str = "", preset: str = "lan",
               extra_env: Optional[Dict[str, str]] = None) -> Agent:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
-        env.update(
-            RINGRIFT_NODE_ID=node_id,
-            RINGRIFT_SWIM_ENABLED="true",
-            RINGRIFT_MEMBERSHIP_MODE="swim",
-            RINGRIFT_BIND_HOST="127.0.0.1",
-            RINGRIFT_ADVERTISE_HOST="127.0.0.1",
-            RINGRIFT_SWIM_PORT=str(port),
-            RINGRIFT_RAFT_PORT="0",
-            RINGRIFT_SWIM_SEEDS=seeds,
-            RINGRIFT_CLUSTER_NAME="cluster-test",
-            RINGRIFT_PRESET=preset,
-            RINGRIFT_DATA_DIR=str(self.tmp_path / node_id),
-            SWIMRAFT_AGENT_STATUS_INTERVAL="0.25",
-        )
+        env = loopback_env(node_id, data_dir=str(self.tmp_path), swim_port=port, seeds=seeds,
+                           cluster_name="cluster-test", preset=preset, status_interval=0.25)
         env.update(extra_env or {})
         proc = subprocess.Popen(
             [sys.executable, "-m", "swimraft.agent"],
