@@ -249,11 +249,28 @@ def write_json(name: str, data: Dict[str, Any]) -> str:
     return path
 
 
+def swimraft_build() -> Dict[str, Any]:
+    """Which build of the engine is installed: the native module's mtime and a hash prefix."""
+    import hashlib
+    import importlib.util
+    spec = importlib.util.find_spec("swimraft._native")
+    if spec is None or not spec.origin:
+        return {}
+    h = hashlib.sha256()
+    with open(spec.origin, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    st = os.stat(spec.origin)
+    return {"native": spec.origin, "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)),
+            "sha256_12": h.hexdigest()[:12]}
+
+
 def versions() -> Dict[str, Any]:
     out: Dict[str, Any] = {"python": sys.version.split()[0]}
     try:
         import swimraft
         out["swimraft"] = swimraft.__version__
+        out["swimraft_build"] = swimraft_build()
     except Exception as exc:  # reported, not fatal
         out["swimraft"] = f"unavailable: {exc}"
     try:

@@ -551,6 +551,7 @@ def main() -> int:
         data["results"][system] = rc.measure_quietly(system, not args.no_wait, args.attempts,
                                                      lambda: run_one(system, args, rng))
         rc.write_json(args.output, data)
+    data["swimraft_build_at_end"] = rc.swimraft_build()  # a reinstall during the run shows here
     data["host_busy_pct"] = host.busy_pct()
     data["other_benchmark_at_end"] = rc.other_benchmark_running()
     path = rc.write_json(args.output, data)

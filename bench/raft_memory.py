@@ -265,6 +265,7 @@ def main() -> int:
         data["results"][system] = rc.measure_quietly(system, not args.no_wait, args.attempts,
                                                      lambda: run_child(system, args))
         rc.write_json(args.output, data)
+    data["swimraft_build_at_end"] = rc.swimraft_build()  # a reinstall during the run shows here
     path = rc.write_json(args.output, data)
 
     def mb(res: Dict[str, Any], phase: str, key: str = "rss_kib") -> str:

@@ -592,6 +592,7 @@ def main() -> int:
             rc.write_json(args.output, data)
     finally:
         procs.stop_all()
+    data["swimraft_build_at_end"] = rc.swimraft_build()  # a reinstall during the run shows here
     data["host_busy_pct"] = host.busy_pct()
     data["other_benchmark_at_end"] = rc.other_benchmark_running()
     path = rc.write_json(args.output, data)
