@@ -445,8 +445,8 @@ def print_tables(results: Dict[str, Any]) -> None:
             continue
         s = res["summary"]
         a, r = s["all"], s["after_restart"]
-        if (res.get("machine") or {}).get("failure_detection_ran_meanwhile"):
-            label += " (SKEWED: failure_detection.py ran)"
+        if (res.get("machine") or {}).get("other_load_ran_meanwhile"):
+            label += " (SKEWED: other load ran)"
         rows.append([label, a["n"], rc.fmt(a["median"], 0, 1000), rc.fmt(a["p90"], 0, 1000),
                      rc.fmt(a["max"], 0, 1000), f'{r["n"]}', rc.fmt(r["median"], 0, 1000), rc.fmt(r["max"], 0, 1000),
                      s["failed_trials"], res["leader_changes_during_trials"],
@@ -530,9 +530,9 @@ def main() -> int:
     ap.add_argument("--trial-timeout", type=float, default=15.0)
     ap.add_argument("--catchup-timeout", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py to finish")
+    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
     ap.add_argument("--attempts", type=int, default=2,
-                    help="runs per system when failure_detection.py ran during the measurement")
+                    help="runs per system when failure_detection.py or .ci/run ran during the measurement")
     ap.add_argument("--keep-logs", action="store_true")
     ap.add_argument("--output", default="raft_failover.json")
     args = ap.parse_args()

@@ -236,9 +236,9 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=5.0, help="idle seconds before each reading")
     ap.add_argument("--quick", action="store_true", help="10k items, 1 s idle")
     ap.add_argument("--systems", default="swimraft,pysyncobj")
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py to finish")
+    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
     ap.add_argument("--attempts", type=int, default=2,
-                    help="runs per system when failure_detection.py ran during the measurement")
+                    help="runs per system when failure_detection.py or .ci/run ran during the measurement")
     ap.add_argument("--output", default="raft_memory.json")
     ap.add_argument("--child", choices=["swimraft", "pysyncobj"], help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -282,7 +282,8 @@ def main() -> int:
         elif system == "pysyncobj" and "items" in after:
             pending = f'{after["items"]} (dict entries)'
         add_s = after.get("add_s")
-        rows.append([system, mb(res, "python"), mb(res, "imported"), mb(res, "idle"), mb(res, "after_items"),
+        label = system + (" (SKEWED)" if (res.get("machine") or {}).get("other_load_ran_meanwhile") else "")
+        rows.append([label, mb(res, "python"), mb(res, "imported"), mb(res, "idle"), mb(res, "after_items"),
                      mb(res, "after_items", "hwm_kib"), pending, "-" if add_s is None else f"{add_s:.1f}",
                      res.get("error", "")[:60]])
     print(f"\nMemory (RSS, MB = MiB) of one process running one node; {args.items:,} items added in batches of 100\n")

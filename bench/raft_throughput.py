@@ -549,9 +549,9 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=64, help="concurrent asyncio clients of conc64 (swimraft)")
     ap.add_argument("--op-timeout", type=float, default=5.0)
     ap.add_argument("--placement-attempts", type=int, default=8)
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py to finish")
+    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
     ap.add_argument("--attempts", type=int, default=2,
-                    help="runs per system when failure_detection.py ran during the measurement")
+                    help="runs per system when failure_detection.py or .ci/run ran during the measurement")
     ap.add_argument("--keep-logs", action="store_true")
     ap.add_argument("--output", default="raft_throughput.json")
     args = ap.parse_args()
@@ -598,7 +598,7 @@ def main() -> int:
     path = rc.write_json(args.output, data)
     shown: Dict[str, Any] = {}
     for k, r in data["results"].items():
-        label = k + (" (SKEWED)" if (r.get("machine") or {}).get("failure_detection_ran_meanwhile") else "")
+        label = k + (" (SKEWED)" if (r.get("machine") or {}).get("other_load_ran_meanwhile") else "")
         shown[label] = {p: v for p, v in r.items() if isinstance(v, dict) and p not in ("SyncObjConf", "machine")}
         if "error" in r:
             shown[label]["error"] = r["error"]
