@@ -225,17 +225,25 @@ def measure_quietly(name: str, enabled: bool, attempts: int, run: Callable[[], D
     res: Dict[str, Any] = {}
     for attempt in range(max(1, attempts)):
         waits.append(wait_for_quiet_machine(enabled))
+        build0 = swimraft_build()
         mon = OtherBenchmarkMonitor().start()
         host = HostCpu()
         res = run()
         busy = host.busy_pct()
         skewed = mon.stop()
+        build1 = swimraft_build()
+        changed = build0.get("sha256_12") != build1.get("sha256_12")
         res["machine"] = {"waits": waits, "attempt": attempt + 1, "host_busy_pct": busy,
-                          "other_load_ran_meanwhile": skewed, "other_load_seen": mon.seen[:5]}
-        if not skewed or not enabled:
+                          "other_load_ran_meanwhile": skewed, "other_load_seen": mon.seen[:5],
+                          "swimraft_build": build0, "swimraft_reinstalled_meanwhile": changed,
+                          "stale_swimraft_loaded_here": bool(build1.get("loaded_here_is_stale"))}
+        if changed:
+            say(f"[{name}] swimraft was reinstalled during the measurement ({build0.get('sha256_12')} -> "
+                f"{build1.get('sha256_12')})")
+        if not (skewed or changed) or not enabled:
             break
-        say(f"[{name}] other load ran during the measurement ({mon.seen[0][:80]}): figures skewed"
-            + ("; measuring again" if attempt + 1 < attempts else "; keeping them (marked skewed)"))
+        say(f"[{name}] figures skewed" + ("; measuring again" if attempt + 1 < attempts
+                                          else "; keeping them (marked skewed)"))
     return res
 
 
@@ -258,26 +266,37 @@ def write_json(name: str, data: Dict[str, Any]) -> str:
 
 
 def swimraft_build() -> Dict[str, Any]:
-    """Which build of the engine is installed: the native module's mtime and a hash prefix."""
+    """Which build of the engine is installed (the native module's mtime and a hash prefix), found
+    without importing swimraft, and whether this process runs a replaced (stale) copy of it."""
+    import glob
     import hashlib
     import importlib.util
-    spec = importlib.util.find_spec("swimraft._native")
-    if spec is None or not spec.origin:
+    spec = importlib.util.find_spec("swimraft")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    natives = sorted(glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "_native*.so")))
+    if not natives:
         return {}
     h = hashlib.sha256()
-    with open(spec.origin, "rb") as f:
+    with open(natives[0], "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    st = os.stat(spec.origin)
-    return {"native": spec.origin, "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)),
-            "sha256_12": h.hexdigest()[:12]}
+    st = os.stat(natives[0])
+    stale = False
+    try:
+        with open("/proc/self/maps") as f:
+            stale = any("_native" in line and "(deleted)" in line for line in f)
+    except OSError:
+        pass
+    return {"native": natives[0], "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)),
+            "sha256_12": h.hexdigest()[:12], "loaded_here_is_stale": stale}
 
 
 def versions() -> Dict[str, Any]:
     out: Dict[str, Any] = {"python": sys.version.split()[0]}
-    try:
-        import swimraft
-        out["swimraft"] = swimraft.__version__
+    try:  # without importing swimraft: a reinstall while waiting must not leave this process on the old build
+        from importlib.metadata import version as dist_version
+        out["swimraft"] = dist_version("swimraft")
         out["swimraft_build"] = swimraft_build()
     except Exception as exc:  # reported, not fatal
         out["swimraft"] = f"unavailable: {exc}"

@@ -445,8 +445,9 @@ def print_tables(results: Dict[str, Any]) -> None:
             continue
         s = res["summary"]
         a, r = s["all"], s["after_restart"]
-        if (res.get("machine") or {}).get("other_load_ran_meanwhile"):
-            label += " (SKEWED: other load ran)"
+        m = res.get("machine") or {}
+        if m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile"):
+            label += " (SKEWED: other load or a reinstall)"
         rows.append([label, a["n"], rc.fmt(a["median"], 0, 1000), rc.fmt(a["p90"], 0, 1000),
                      rc.fmt(a["max"], 0, 1000), f'{r["n"]}', rc.fmt(r["median"], 0, 1000), rc.fmt(r["max"], 0, 1000),
                      s["failed_trials"], res["leader_changes_during_trials"],

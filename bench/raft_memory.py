@@ -282,7 +282,9 @@ def main() -> int:
         elif system == "pysyncobj" and "items" in after:
             pending = f'{after["items"]} (dict entries)'
         add_s = after.get("add_s")
-        label = system + (" (SKEWED)" if (res.get("machine") or {}).get("other_load_ran_meanwhile") else "")
+        m = res.get("machine") or {}
+        label = system + (" (SKEWED)" if m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile")
+                          else "")
         rows.append([label, mb(res, "python"), mb(res, "imported"), mb(res, "idle"), mb(res, "after_items"),
                      mb(res, "after_items", "hwm_kib"), pending, "-" if add_s is None else f"{add_s:.1f}",
                      res.get("error", "")[:60]])
