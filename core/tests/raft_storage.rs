@@ -10,7 +10,7 @@ use serde_json::json;
 use swimraft_core::consensus::raft::log_store::LogStore;
 use swimraft_core::consensus::raft::node_id::NodeId;
 use swimraft_core::consensus::raft::state_store::{StateStore, SNAPSHOT_DIR, STATE_DB_FILE};
-use swimraft_core::consensus::raft::types::{Entry, StorageError, TypeConfig, Vote};
+use swimraft_core::consensus::raft::types::{Entry, Proposal, StorageError, TypeConfig, Vote};
 use swimraft_core::state::command::{Command, CommandResult, Envelope, NewWorkItem};
 use swimraft_core::state::queries::state_digest;
 use tempfile::TempDir;
@@ -49,12 +49,14 @@ fn raft_dir(dir: &TempDir) -> PathBuf {
 fn normal(term: u64, index: u64, command: Command) -> Entry {
     Entry {
         log_id: log_id(term, node(1), index),
-        payload: EntryPayload::Normal(Envelope::with_session(
-            "client-1",
-            index,
-            1_000_000 + index as i64,
-            command,
-        )),
+        payload: EntryPayload::Normal(Proposal {
+            writes: vec![Envelope::with_session(
+                "client-1",
+                index,
+                1_000_000 + index as i64,
+                command,
+            )],
+        }),
     }
 }
 
@@ -190,10 +192,11 @@ async fn applied_state_survives_reopen() {
         let mut sm = StateStore::open(&raft).await.unwrap();
         let results = sm.apply(workload()).await.unwrap();
         assert_eq!(results.len(), 7, "one result per entry");
-        assert_eq!(results[0], CommandResult::Unit, "membership");
-        assert_eq!(results[1], CommandResult::Unit, "blank");
-        assert_eq!(results[2], CommandResult::WorkId("w1".into()));
-        assert_eq!(results[5], CommandResult::Token(Some(6)));
+        assert_eq!(results[0], vec![], "membership");
+        assert_eq!(results[1], vec![], "blank");
+        assert_eq!(results[2], vec![CommandResult::WorkId("w1".into())]);
+        // The fourth write (entries 3..=6 carry one write each) is the token.
+        assert_eq!(results[5], vec![CommandResult::Token(Some(4))]);
         (sm.applied_state().await.unwrap(), digest(&sm).await)
     };
     assert_eq!(applied.0, Some(log_id(2, node(1), 7)));
@@ -207,7 +210,7 @@ async fn applied_state_survives_reopen() {
         .read(swimraft_core::state::queries::last_applied_index)
         .await
         .unwrap();
-    assert_eq!(last, Some(7));
+    assert_eq!(last, Some(5), "five writes applied (entries 3..=7)");
 
     // Applying continues where it stopped.
     let more = vec![
@@ -223,6 +226,55 @@ async fn applied_state_survives_reopen() {
     ];
     assert_eq!(sm.apply(more).await.unwrap().len(), 2);
     assert_eq!(sm.applied_log_id(), Some(log_id(3, node(1), 9)));
+}
+
+/// One entry carrying several writes (the leader's batches): one result per write, in order,
+/// each write numbered on its own, so lock tokens strictly increase inside one entry too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_of_many_writes_applies_each_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateStore::open(&raft_dir(&dir)).await.unwrap();
+    // Four writes in flight at once: nothing answered yet, so the watermark stays at 1.
+    let acquire = |name: &str, seq: u64| Envelope {
+        first_unacked: 1,
+        ..Envelope::with_session(
+            "client-1",
+            seq,
+            1_000_000,
+            Command::LockAcquire {
+                name: name.into(),
+                holder: "gpu-1".into(),
+                ttl_us: 60_000_000,
+            },
+        )
+    };
+    let batch = Entry {
+        log_id: log_id(1, node(1), 2),
+        payload: EntryPayload::Normal(Proposal {
+            writes: vec![
+                acquire("a", 1),
+                acquire("b", 2),
+                // A repeat of seq 1 is answered from the session, not applied again.
+                acquire("a", 1),
+                acquire("c", 3),
+            ],
+        }),
+    };
+    let results = sm
+        .apply(vec![blank_ent::<TypeConfig>(1, node(1), 1), batch])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2, "one result list per entry");
+    assert_eq!(
+        results[1],
+        vec![
+            CommandResult::Token(Some(1)),
+            CommandResult::Token(Some(2)),
+            CommandResult::Token(Some(1)),
+            CommandResult::Token(Some(4)),
+        ]
+    );
+    assert_eq!(sm.applied_log_id(), Some(log_id(1, node(1), 2)));
 }
 
 fn snapshot_files(raft: &Path) -> Vec<String> {
@@ -368,7 +420,7 @@ async fn readers_see_applied_state_in_one_transaction() {
         .await
         .unwrap();
     assert_eq!(value, Some(json!({"x": 1})));
-    assert_eq!(applied, Some(7));
+    assert_eq!(applied, Some(5));
     // Readers are read-only.
     let write = reader
         .read(|conn| {

@@ -1,6 +1,7 @@
 //! Replicated locks with fencing tokens.
 //!
-//! A grant's token is the log index of the entry that granted it, so tokens strictly increase
+//! A grant's token is the write index of the write that granted it (its position in the
+//! replicated sequence of writes, see [`super::machine::apply_next`]), so tokens strictly increase
 //! across grants and a resource guarded by a lock can refuse a holder whose token is older than
 //! one it has seen. Expiry is judged only by the log's `now` (`now > renewed_at + ttl`), never
 //! by a replica's clock, so every replica agrees on who holds a lock at every entry.

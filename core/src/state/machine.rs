@@ -22,7 +22,7 @@ use crate::store::{meta, storage_error};
 /// What a command handler may know about the entry being applied.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx {
-    /// The entry's log index (locks use it as the fencing token).
+    /// The write's index (see [`apply_next`]; locks use it as the fencing token).
     pub log_index: u64,
     /// The state machine's clock for this entry: `max(last now, envelope now)`, µs.
     pub now_us: i64,
@@ -160,18 +160,29 @@ pub fn apply_batch(
         .collect()
 }
 
+/// Applies `env` as the next write: numbers it `last_applied_index + 1` (the *write index*)
+/// and applies it inside `tx`. Returns the index used and the result.
+///
+/// Writes are numbered consecutively in the order they are applied, the same on every replica.
+/// Under Raft one log entry carries a batch of writes, so a write's index (and so a lock's
+/// fencing token) is its position in the replicated sequence of writes, not the Raft log index
+/// of its entry; either way tokens strictly increase.
+pub fn apply_next(tx: &Transaction<'_>, env: &Envelope) -> Result<(u64, CommandResult)> {
+    let last = meta::get_i64(tx, meta::LAST_APPLIED_INDEX).map_err(storage_error)?;
+    let index = last.map_or(1, |last| last.saturating_add(1).max(1));
+    // `index` is ≥ 1, so the conversion cannot fail; the fallback keeps this free of unwrap.
+    let index = u64::try_from(index).unwrap_or(1);
+    Ok((index, apply(tx, index, env)?))
+}
+
 /// Applies one command outside Raft (legacy bully mode, tests): opens an immediate transaction,
-/// numbers the entry `last_applied_index + 1`, applies and commits. Returns the index used and
-/// the result. Never mix with Raft on one database: Raft owns the numbering there.
+/// applies `env` as the next write ([`apply_next`]) and commits. Returns the index used and the
+/// result.
 pub fn apply_local(conn: &mut Connection, env: &Envelope) -> Result<(u64, CommandResult)> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(storage_error)?;
-    let last = meta::get_i64(&tx, meta::LAST_APPLIED_INDEX).map_err(storage_error)?;
-    let index = last.map_or(1, |last| last.saturating_add(1).max(1));
-    // `index` is ≥ 1, so the conversion cannot fail; the fallback keeps this free of unwrap.
-    let index = u64::try_from(index).unwrap_or(1);
-    let result = apply(&tx, index, env)?;
+    let applied = apply_next(&tx, env)?;
     tx.commit().map_err(storage_error)?;
-    Ok((index, result))
+    Ok(applied)
 }

@@ -35,9 +35,17 @@
 //! the same entry, and the tail's copy wins. `truncate` and `purge` drop the affected entries
 //! from the tail as well.
 //!
+//! **Recent entries stay in memory.** Flushed entries move from the tail into a bounded cache of
+//! the latest [`RECENT_ENTRIES`] entries, so replication streams (which read what was just
+//! appended, often after its fsync) are served from memory instead of a database query on a
+//! blocking thread. Truncate and purge drop entries from the cache as from the tail.
+//!
 //! `save_vote`, `truncate` and `purge` wait for their own commit. `save_committed` is queued
 //! without waiting: it is optional in openraft, is never durable ahead of the entries queued
-//! before it, and waiting would put an fsync on every commit advance.
+//! before it, and waiting would put an fsync on every commit advance. A batch that holds only
+//! committed ids is not committed by itself either: the latest id rides along with the next
+//! transaction (a lost committed id only means a restart re-applies a little less eagerly), so
+//! a commit advance never costs an fsync of its own.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -67,6 +75,9 @@ pub const MAX_BATCH_OPS: usize = 4096;
 
 /// How long a connection waits for another one's lock (checkpoints) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Flushed entries kept in memory for replication reads (see the module docs).
+pub const RECENT_ENTRIES: usize = 2048;
 
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -203,6 +214,8 @@ struct Shared {
 struct LogMem {
     /// Appended entries whose transaction has not committed yet, by index.
     unflushed: BTreeMap<u64, Entry>,
+    /// The latest flushed entries (at most [`RECENT_ENTRIES`]), by index.
+    recent: BTreeMap<u64, Entry>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
@@ -262,9 +275,9 @@ impl Shared {
             .transpose()
     }
 
-    /// Drops the entries `batch` appended from the unflushed tail (they are durable now).
-    /// An entry is dropped only if the tail still holds that very log id: a truncation may
-    /// have replaced it.
+    /// Moves the entries `batch` appended from the unflushed tail (they are durable now) into
+    /// the recent cache. An entry moves only if the tail still holds that very log id: a
+    /// truncation may have replaced it.
     fn forget_flushed(&self, batch: &[Op]) {
         let mut mem = lock(&self.mem);
         for op in batch {
@@ -275,10 +288,15 @@ impl Shared {
                         .get(&log_id.index)
                         .is_some_and(|e| e.log_id == *log_id)
                     {
-                        mem.unflushed.remove(&log_id.index);
+                        if let Some(entry) = mem.unflushed.remove(&log_id.index) {
+                            mem.recent.insert(log_id.index, entry);
+                        }
                     }
                 }
             }
+        }
+        while mem.recent.len() > RECENT_ENTRIES {
+            mem.recent.pop_first();
         }
     }
 }
@@ -360,6 +378,7 @@ fn load(conn: &Connection) -> crate::Result<LogMem> {
     };
     Ok(LogMem {
         unflushed: BTreeMap::new(),
+        recent: BTreeMap::new(),
         last_log_id: last_entry.max(last_purged),
         last_purged,
         vote,
@@ -410,13 +429,19 @@ fn write_batch(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>) {
     let mut failed: Option<String> = None;
     let mut held_back: Option<Op> = None;
+    let mut deferred_committed: Option<Op> = None;
     loop {
         let first = match held_back.take() {
             Some(op) => op,
             None => match rx.recv() {
                 Ok(op) => op,
                 // Every sender is gone: the store was dropped and the queue is empty.
-                Err(mpsc::RecvError) => break,
+                Err(mpsc::RecvError) => {
+                    if let (Some(committed), None) = (deferred_committed.take(), &failed) {
+                        let _ = write_batch(&mut conn, &[committed]);
+                    }
+                    break;
+                }
             },
         };
         if let Op::Exclusive(run) = first {
@@ -433,6 +458,18 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
+        }
+        // Committed ids alone are not worth an fsync: keep the latest for the next batch.
+        if batch
+            .iter()
+            .all(|op| matches!(op, Op::SaveCommitted { .. }))
+        {
+            if held_back.is_none() {
+                deferred_committed = batch.pop();
+                continue;
+            }
+        } else if let Some(committed) = deferred_committed.take() {
+            batch.insert(0, committed);
         }
         let result = match &failed {
             Some(msg) => Err(msg.clone()),
@@ -580,10 +617,15 @@ impl LogReader {
         // Tail first, database second (see the module docs for why this order is safe).
         let mut found: BTreeMap<u64, Entry> = {
             let mem = lock(&self.shared.mem);
-            mem.unflushed
+            let mut found: BTreeMap<u64, Entry> = mem
+                .unflushed
                 .range(start..end)
                 .map(|(index, entry)| (*index, entry.clone()))
-                .collect()
+                .collect();
+            for (index, entry) in mem.recent.range(start..end) {
+                found.entry(*index).or_insert_with(|| entry.clone());
+            }
+            found
         };
         let covered = u64::try_from(found.len()).is_ok_and(|n| n == end - start);
         if !covered {
@@ -705,6 +747,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let tail_last = {
             let mut mem = lock(&self.shared.mem);
             drop(mem.unflushed.split_off(&index));
+            drop(mem.recent.split_off(&index));
             mem.unflushed.last_key_value().map(|(_, e)| e.log_id)
         };
         self.submit_and_wait(|done| Op::Truncate { since, done })
@@ -732,6 +775,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut mem = lock(&self.shared.mem);
         let kept = mem.unflushed.split_off(&log_id.index.saturating_add(1));
         mem.unflushed = kept;
+        let kept = mem.recent.split_off(&log_id.index.saturating_add(1));
+        mem.recent = kept;
         mem.last_purged = Some(log_id);
         if mem.last_log_id < Some(log_id) {
             mem.last_log_id = Some(log_id);

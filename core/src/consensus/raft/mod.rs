@@ -6,6 +6,7 @@
 //! * [`rpc`]: the messages on a Raft connection (RPCs and forwarded client requests).
 //! * [`network`]: outbound RPCs (openraft's network factory) over multiplexed TCP.
 //! * [`server`]: inbound RPCs and forwarded client requests.
+//! * [`proposer`]: the leader's write batcher (many writes per log entry).
 //! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack).
 //! * [`state_store`]: the state machine on SQLite; [`snapshot`]: its snapshot files.
 
@@ -13,6 +14,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod node_id;
+pub mod proposer;
 pub mod rpc;
 pub mod server;
 pub mod session;

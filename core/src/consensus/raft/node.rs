@@ -10,6 +10,7 @@
 
 use super::network::{CallError, NetworkFactory, Peers};
 use super::node_id::NodeId;
+use super::proposer::Proposer;
 use super::rpc::{ForwardError, Request, Response};
 use super::server;
 use super::session::ClientSession;
@@ -104,6 +105,7 @@ pub type LeaderSink = Arc<dyn Fn(String) + Send + Sync>;
 
 struct Replica {
     raft: Raft,
+    proposer: Proposer,
     reader: StateReader,
     stop_server: watch::Sender<bool>,
     stats: Arc<ServerStats>,
@@ -204,12 +206,13 @@ impl RaftNode {
         .await
         .map_err(|e| raft_error("cannot start Raft", e))?;
 
+        let (proposer, proposer_task) = Proposer::start(raft.clone());
         let (stop_server, server_rx) = watch::channel(false);
         let stats = Arc::new(ServerStats::default());
         let server_task = tokio::spawn(serve(
             listener,
             peers_codec(&cfg.cluster_name),
-            server::handler(raft.clone(), reader.clone()),
+            server::handler(raft.clone(), reader.clone(), proposer.clone()),
             stats.clone(),
             server_rx,
         ));
@@ -219,6 +222,7 @@ impl RaftNode {
             address: address.clone(),
             replica: Some(Replica {
                 raft: raft.clone(),
+                proposer: proposer.clone(),
                 reader,
                 stop_server,
                 stats,
@@ -229,7 +233,7 @@ impl RaftNode {
             session: ClientSession::new(&cfg.node_id),
             leader_hint: Mutex::new(None),
             status,
-            tasks: Mutex::new(vec![server_task]),
+            tasks: Mutex::new(vec![server_task, proposer_task]),
             stopped,
             quorum_ack_limit: cfg.election_timeout_min,
         };
@@ -247,6 +251,7 @@ impl RaftNode {
         if let Some(replica) = &node.replica {
             node.spawn(leader_duties(
                 raft.clone(),
+                replica.proposer.clone(),
                 replica.reader.clone(),
                 cfg.snapshot_interval,
                 node.stopped.subscribe(),
@@ -427,8 +432,7 @@ impl RaftNode {
                     .as_ref()
                     .ok_or_else(|| raft_error("no replica", ""))?;
                 maybe_applied = true;
-                match tokio::time::timeout_at(deadline, server::propose(&replica.raft, env.clone()))
-                    .await
+                match tokio::time::timeout_at(deadline, replica.proposer.propose(env.clone())).await
                 {
                     Ok(answer) => answer,
                     Err(_) => continue,
@@ -853,6 +857,7 @@ async fn refresh_queue_figures(
 /// on every node.
 async fn leader_duties(
     raft: Raft,
+    proposer: Proposer,
     reader: StateReader,
     snapshot_interval: Duration,
     mut stopped: watch::Receiver<bool>,
@@ -884,24 +889,26 @@ async fn leader_duties(
             .await
             .unwrap_or((true, true));
         if timeouts {
-            let _ = server::propose(&raft, Envelope::new(0, Command::WorkCheckTimeouts)).await;
+            let _ = proposer
+                .propose(Envelope::new(0, Command::WorkCheckTimeouts))
+                .await;
         }
         if locks {
-            let _ = server::propose(&raft, Envelope::new(0, Command::LockExpire)).await;
+            let _ = proposer
+                .propose(Envelope::new(0, Command::LockExpire))
+                .await;
         }
         if now >= cleanup_due {
             cleanup_due = now + Duration::from_secs(60);
             let day_us = 24 * 3600 * 1_000_000;
-            let _ = server::propose(
-                &raft,
-                Envelope::new(
+            let _ = proposer
+                .propose(Envelope::new(
                     0,
                     Command::WorkCleanup {
                         retention_us: day_us,
                     },
-                ),
-            )
-            .await;
+                ))
+                .await;
         }
     }
 }

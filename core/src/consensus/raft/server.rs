@@ -3,12 +3,12 @@
 //! hop: a forwarded request is never forwarded again, so there are no loops).
 
 use super::node_id::NodeId;
+use super::proposer::Proposer;
 use super::rpc::{decode, encode, ForwardError, Request, Response};
 use super::state_store::StateReader;
 use super::types::{Raft, RaftPeer};
 use crate::consensus::read::ReadQuery;
-use crate::state::Envelope;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,24 +35,6 @@ where
             leader_addr: fwd.leader_node.as_ref().map(|n| n.addr.clone()),
         },
         None => ForwardError::Unavailable(err.to_string()),
-    }
-}
-
-/// Proposes `env` on the local Raft, stamping the leader's time. Returns the entry's log index
-/// and result.
-pub async fn propose(
-    raft: &Raft,
-    mut env: Envelope,
-) -> Result<(u64, crate::state::CommandResult), ForwardError> {
-    env.now_us = now_us();
-    match raft.client_write(env).await {
-        Ok(resp) => Ok((resp.log_id.index, resp.data)),
-        Err(err) => Err(match &err {
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                ForwardError::Invalid(e.to_string())
-            }
-            _ => forward_error(&err),
-        }),
     }
 }
 
@@ -107,14 +89,19 @@ async fn serve_read(
 }
 
 /// Answers one decoded request.
-pub async fn handle(raft: Raft, reader: StateReader, request: Request) -> Response {
+pub async fn handle(
+    raft: Raft,
+    reader: StateReader,
+    proposer: Proposer,
+    request: Request,
+) -> Response {
     match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
         Request::InstallSnapshot(rpc) => {
             Response::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
-        Request::ClientWrite(env) => Response::ClientWrite(propose(&raft, env).await),
+        Request::ClientWrite(env) => Response::ClientWrite(proposer.propose(env).await),
         Request::Read(query) => Response::Read(serve_read(&raft, &reader, query).await),
         Request::ReadIndex => Response::ReadIndex(match raft.get_read_log_id().await {
             Ok((read_log_id, _applied)) => Ok(read_log_id.map(|l| l.index).unwrap_or(0)),
@@ -130,13 +117,18 @@ pub async fn handle(raft: Raft, reader: StateReader, request: Request) -> Respon
 }
 
 /// The transport handler: decode, answer, encode. Malformed payloads get an answer saying so.
-pub fn handler(raft: Raft, reader: StateReader) -> crate::transport::tcp::Handler {
+pub fn handler(
+    raft: Raft,
+    reader: StateReader,
+    proposer: Proposer,
+) -> crate::transport::tcp::Handler {
     Arc::new(move |payload: Vec<u8>| {
         let raft = raft.clone();
         let reader = reader.clone();
+        let proposer = proposer.clone();
         Box::pin(async move {
             let response = match decode::<Request>(&payload) {
-                Ok(request) => handle(raft, reader, request).await,
+                Ok(request) => handle(raft, reader, proposer, request).await,
                 Err(err) => Response::Malformed(err),
             };
             encode(&response)

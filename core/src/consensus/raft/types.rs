@@ -2,8 +2,8 @@
 //!
 //! | openraft asks for | we chose | why |
 //! |---|---|---|
-//! | `D` (request) | [`Envelope`]: `(client_id, seq, now_us, command)` | sessions give exactly-once writes; `now_us` is the leader's clock, so apply never reads one |
-//! | `R` (response) | [`CommandResult`] | rejections (duplicate id, backpressure) are replicated outcomes, not errors |
+//! | `D` (request) | [`Proposal`]: the client writes the leader batched into one entry, each an [`Envelope`] `(client_id, seq, now_us, command)` | openraft 0.9 waits for one fsync per entry, so one entry per write caps throughput at one write per fsync; sessions give exactly-once writes; `now_us` is the leader's clock, so apply never reads one |
+//! | `R` (response) | `Vec<`[`CommandResult`]`>`, one per write of the proposal | rejections (duplicate id, backpressure) are replicated outcomes, not errors |
 //! | `NodeId` | [`NodeId`], an interned name | names, never hashes; `Copy` as openraft 0.9 requires |
 //! | `Node` | [`RaftPeer`]: the Raft `host:port` | enough to dial a voter |
 //! | `SnapshotData` | a `tokio::fs::File` | snapshots are streamed from a file, never built in RAM |
@@ -11,6 +11,14 @@
 use super::node_id::NodeId;
 use crate::state::command::{CommandResult, Envelope};
 use serde::{Deserialize, Serialize};
+
+/// One log entry's application payload: writes batched by the leader's
+/// [`super::proposer::Proposer`], applied in order in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The writes, in the order they are applied.
+    pub writes: Vec<Envelope>,
+}
 
 /// What openraft stores about each member: where its Raft endpoint listens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +36,8 @@ impl std::fmt::Display for RaftPeer {
 openraft::declare_raft_types!(
     /// swimraft's openraft type configuration.
     pub TypeConfig:
-        D = Envelope,
-        R = CommandResult,
+        D = Proposal,
+        R = Vec<CommandResult>,
         NodeId = NodeId,
         Node = RaftPeer,
         Entry = openraft::Entry<TypeConfig>,

@@ -1,0 +1,164 @@
+//! [`Proposer`]: the leader's write batcher. Every write this node proposes (its own callers',
+//! those forwarded by followers and the leader's sweeps) goes through one queue; a task drains
+//! whatever is queued into one [`Proposal`] and hands it to openraft as one log entry.
+//!
+//! Why: openraft 0.9 appends each entry and waits for that append's fsync before it takes the
+//! next client write, so one entry per write caps a node at one write per fsync whatever the
+//! concurrency. With a batch per entry, the fsync and the replication round trip are paid once
+//! per batch. Batches form by themselves: while [`MAX_IN_FLIGHT`] proposals are in openraft's
+//! hands, new writes wait in the queue and leave together, so a lone write never waits for a
+//! timer and many concurrent writes share one entry.
+//!
+//! Results come back in the proposal's order (one [`CommandResult`] per write), and every
+//! caller gets its own; an openraft error (not leader, shutting down) is given to every write
+//! of the proposal, which was then not applied.
+
+use super::rpc::ForwardError;
+use super::server::{forward_error, now_us};
+use super::types::{Proposal, Raft};
+use crate::state::{CommandResult, Envelope};
+use openraft::error::{ClientWriteError, RaftError};
+use std::io::Write;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Proposals handed to openraft and not yet answered. More than one lets the next batch's
+/// append overlap the previous batch's replication.
+pub const MAX_IN_FLIGHT: usize = 2;
+
+/// Most writes in one proposal.
+pub const MAX_WRITES: usize = 512;
+
+/// A proposal stops growing past this many bytes of JSON (one larger write still goes alone),
+/// so an AppendEntries of `max_payload_entries` proposals stays far below the frame limit.
+pub const MAX_BYTES: usize = 256 * 1024;
+
+/// The outcome of one write: the log index of its entry and its result.
+pub type Outcome = Result<(u64, CommandResult), ForwardError>;
+
+struct Pending {
+    env: Envelope,
+    bytes: usize,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// A handle to the batching task of one Raft node. Cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl Proposer {
+    /// Starts the batching task for `raft`. It ends when every handle is dropped.
+    pub fn start(raft: Raft) -> (Proposer, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(raft, rx));
+        (Proposer { tx }, task)
+    }
+
+    /// Proposes `env` (the leader stamps `now_us` when the batch leaves) and waits for its
+    /// entry to be applied.
+    pub async fn propose(&self, env: Envelope) -> Outcome {
+        let (reply, answer) = oneshot::channel();
+        let bytes = encoded_len(&env);
+        self.tx
+            .send(Pending { env, bytes, reply })
+            .map_err(|_| ForwardError::Unavailable("the Raft node is stopping".into()))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ForwardError::Unavailable("the Raft node stopped".into())))
+    }
+}
+
+/// Bytes of `env` as JSON, counted without building the text.
+fn encoded_len(env: &Envelope) -> usize {
+    struct Count(usize);
+    impl Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, env);
+    count.0
+}
+
+async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut carried: Option<Pending> = None;
+    loop {
+        // Take a slot first: while every slot is busy, writes pile up and leave together.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut bytes = first.bytes;
+        let mut batch = vec![first];
+        while batch.len() < MAX_WRITES && bytes < MAX_BYTES {
+            match rx.try_recv() {
+                Ok(p) if bytes + p.bytes > MAX_BYTES => {
+                    carried = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    bytes += p.bytes;
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            propose_batch(&raft, batch).await;
+        });
+    }
+}
+
+async fn propose_batch(raft: &Raft, batch: Vec<Pending>) {
+    let now = now_us();
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut writes = Vec::with_capacity(batch.len());
+    for mut p in batch {
+        p.env.now_us = now;
+        writes.push(p.env);
+        replies.push(p.reply);
+    }
+    match raft.client_write(Proposal { writes }).await {
+        Ok(resp) => {
+            let index = resp.log_id.index;
+            let mut results = resp.data.into_iter();
+            for reply in replies {
+                let outcome = match results.next() {
+                    Some(result) => Ok((index, result)),
+                    None => Err(ForwardError::Unavailable(
+                        "the state machine returned fewer results than writes".into(),
+                    )),
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(err) => {
+            let answer = match &err {
+                RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                    ForwardError::Invalid(e.to_string())
+                }
+                _ => forward_error(&err),
+            };
+            for reply in replies {
+                let _ = reply.send(Err(answer.clone()));
+            }
+        }
+    }
+}
