@@ -1,7 +1,8 @@
 //! `apply`: one committed log entry → one deterministic state change and result.
 //!
-//! The Raft layer calls [`apply`] for each committed entry inside its own transaction; the
-//! legacy (bully) mode calls [`apply_local`], which numbers entries itself. Apply touches
+//! The Raft layer calls [`apply_writes`] for each committed entry (a batch of writes) inside
+//! its own transaction; the legacy (bully) mode calls [`apply_local`]. Writes are numbered
+//! consecutively (see [`apply_next`]). Apply touches
 //! nothing but the transaction it is given: no clock (time is the entry's `now_us`, never
 //! earlier than the last one), no randomness, no map iteration order, no rowid order. Every
 //! multi-row query orders by a primary key or a total order ending in one.
@@ -71,27 +72,74 @@ fn apply_entry(
     let now_us = last_now.map_or(env.now_us, |last| last.max(env.now_us));
     meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
     meta::set(conn, meta::LAST_APPLIED_INDEX, &log_index.to_string())?;
-    let ctx = Ctx { log_index, now_us };
-
     session::expire(conn, now_us)?;
+    apply_write(conn, &Ctx { log_index, now_us }, env)
+}
+
+/// One write's session handling and effect (the bookkeeping around it is the caller's).
+fn apply_write(conn: &Connection, ctx: &Ctx, env: &Envelope) -> rusqlite::Result<CommandResult> {
     if env.client_id.is_empty() {
-        return dispatch(conn, &ctx, &env.command);
+        return dispatch(conn, ctx, &env.command);
     }
     match session::check(conn, &env.client_id, env.seq)? {
         SessionCheck::Repeat(result) | SessionCheck::Stale(result) => Ok(result),
         SessionCheck::Fresh => {
-            let result = dispatch(conn, &ctx, &env.command)?;
+            let result = dispatch(conn, ctx, &env.command)?;
             session::record(
                 conn,
                 &env.client_id,
                 env.seq,
                 env.first_unacked,
                 &result,
-                now_us,
+                ctx.now_us,
             )?;
             Ok(result)
         }
     }
+}
+
+/// Applies `writes` (one Raft entry's batch) as the next writes, in order, inside `tx`; one
+/// result per write.
+///
+/// The same state and results as [`apply_next`] for each write in turn, with the bookkeeping
+/// done once per batch: the clock and `last_applied_index` are read and stored once, and idle
+/// client sessions are expired only when the clock moves (a leader's batch shares one clock).
+pub fn apply_writes(tx: &Transaction<'_>, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
+    apply_writes_inner(tx, writes).map_err(storage_error)
+}
+
+fn apply_writes_inner(
+    conn: &Connection,
+    writes: &[Envelope],
+) -> rusqlite::Result<Vec<CommandResult>> {
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last_index = meta::get_i64(conn, meta::LAST_APPLIED_INDEX)?
+        .unwrap_or(0)
+        .max(0);
+    let mut index = u64::try_from(last_index).unwrap_or(0);
+    let mut now_us = meta::get_i64(conn, meta::LAST_NOW_US)?.unwrap_or(i64::MIN);
+    let mut expired_at = None;
+    let mut results = Vec::with_capacity(writes.len());
+    for env in writes {
+        index += 1;
+        now_us = now_us.max(env.now_us);
+        // Expiring again at the same clock finds nothing new (sessions written since carry
+        // this clock), so this is exactly the per-write expiry of `apply_next`.
+        if expired_at != Some(now_us) {
+            session::expire(conn, now_us)?;
+            expired_at = Some(now_us);
+        }
+        let ctx = Ctx {
+            log_index: index,
+            now_us,
+        };
+        results.push(apply_write(conn, &ctx, env)?);
+    }
+    meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
+    meta::set(conn, meta::LAST_APPLIED_INDEX, &index.to_string())?;
+    Ok(results)
 }
 
 fn dispatch(conn: &Connection, ctx: &Ctx, command: &Command) -> rusqlite::Result<CommandResult> {

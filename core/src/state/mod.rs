@@ -4,7 +4,7 @@
 //! ```text
 //!   Envelope { client_id, seq, now_us, Command }      (one write; a Raft entry carries a batch)
 //!            |
-//!   machine::apply_next(tx, &envelope)                 clock, write index, sessions, dispatch
+//!   machine::apply_writes(tx, &[envelope])             clock, write index, sessions, dispatch
 //!            |
 //!   work_queue | jobs | locks | kv                     one command's effect on `tx`
 //!            |
@@ -13,8 +13,8 @@
 //!   queries::*  (reads on a plain connection; state_digest for replica comparison)
 //! ```
 //!
-//! The Raft layer calls [`apply_next`] inside its own transaction for each write of a committed
-//! entry (an entry carries a batch of writes); the legacy (bully) mode calls [`apply_local`].
+//! The Raft layer calls [`apply_writes`] inside its own transaction for each committed entry
+//! (an entry carries a batch of writes); the legacy (bully) mode calls [`apply_local`].
 //! Writes are numbered consecutively (the *write index*, which is also a lock's fencing token). Apply reads no clock, draws no random number and
 //! depends on no iteration order, so replaying a log into an empty database reproduces the
 //! state byte for byte ([`queries::state_digest`]).
@@ -31,5 +31,5 @@ pub mod session;
 pub mod work_queue;
 
 pub use command::{Command, CommandResult, Envelope, NewWorkItem, RejectKind};
-pub use machine::{apply, apply_batch, apply_local, apply_next};
+pub use machine::{apply, apply_batch, apply_local, apply_next, apply_writes};
 pub use records::{Job, JobStatus, LockInfo, WorkItem, WorkStatus};

