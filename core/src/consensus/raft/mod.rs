@@ -7,6 +7,7 @@
 //! * [`network`]: outbound RPCs (openraft's network factory) over multiplexed TCP.
 //! * [`server`]: inbound RPCs and forwarded client requests.
 //! * [`proposer`]: the leader's write batcher (many writes per log entry).
+//! * [`split_vote`]: re-campaigns after a failed round with a fresh random delay.
 //! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack).
 //! * [`state_store`]: the state machine on SQLite; [`snapshot`]: its snapshot files.
 
@@ -19,5 +20,6 @@ pub mod rpc;
 pub mod server;
 pub mod session;
 pub mod snapshot;
+pub mod split_vote;
 pub mod state_store;
 pub mod types;

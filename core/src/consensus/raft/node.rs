@@ -14,6 +14,7 @@ use super::proposer::Proposer;
 use super::rpc::{ForwardError, Request, Response};
 use super::server;
 use super::session::ClientSession;
+use super::split_vote;
 use super::types::{Raft, RaftPeer};
 use super::{log_store::LogStore, state_store::StateReader, state_store::StateStore};
 use crate::consensus::read::{self, ReadQuery};
@@ -249,6 +250,12 @@ impl RaftNode {
             node.quorum_ack_limit,
         ));
         if let Some(replica) = &node.replica {
+            node.spawn(split_vote::break_split_votes(
+                raft.clone(),
+                cfg.election_timeout_min / 4,
+                cfg.election_timeout_min,
+                node.stopped.subscribe(),
+            ));
             node.spawn(leader_duties(
                 raft.clone(),
                 replica.proposer.clone(),
