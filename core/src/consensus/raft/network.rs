@@ -4,6 +4,7 @@
 
 use super::node_id::NodeId;
 use super::rpc::{decode, encode, Request, Response};
+use super::split_vote::Outranked;
 use super::types::{RaftPeer, TypeConfig};
 use crate::transport::frame::FrameCodec;
 use crate::transport::tcp::{RpcClient, RpcError};
@@ -78,12 +79,13 @@ pub enum CallError {
 #[derive(Clone)]
 pub struct NetworkFactory {
     peers: Peers,
+    outranked: Outranked,
 }
 
 impl NetworkFactory {
-    /// A factory using `peers`.
-    pub fn new(peers: Peers) -> Self {
-        NetworkFactory { peers }
+    /// A factory using `peers`; refusals for a longer log are reported to `outranked`.
+    pub fn new(peers: Peers, outranked: Outranked) -> Self {
+        NetworkFactory { peers, outranked }
     }
 }
 
@@ -94,6 +96,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerNetwork {
             target,
             client: self.peers.client(&node.addr),
+            outranked: self.outranked.clone(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerNetwork {
     target: NodeId,
     client: RpcClient,
+    outranked: Outranked,
 }
 
 type NetResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, RaftPeer, E>>;
@@ -208,11 +212,17 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> NetResult<VoteResponse<NodeId>> {
+        let (term, last_log_id) = (rpc.vote.leader_id().term, rpc.last_log_id);
         match self
             .send(RPCTypes::Vote, &Request::Vote(rpc), &option)
             .await?
         {
-            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Ok(r)) => {
+                if !r.vote_granted && r.last_log_id > last_log_id {
+                    self.outranked.record(term);
+                }
+                Ok(r)
+            }
             Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(&other)),
         }

@@ -197,10 +197,11 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| Error::invalid_config(format!("Raft timings: {e}")))?;
+        let outranked = split_vote::Outranked::default();
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
-            NetworkFactory::new(peers.clone()),
+            NetworkFactory::new(peers.clone(), outranked.clone()),
             log_store,
             state,
         )
@@ -252,6 +253,7 @@ impl RaftNode {
         if let Some(replica) = &node.replica {
             node.spawn(split_vote::break_split_votes(
                 raft.clone(),
+                outranked,
                 cfg.election_timeout_min / 4,
                 cfg.election_timeout_min,
                 node.stopped.subscribe(),

@@ -9,7 +9,10 @@
 //! This task watches the node's own state. While it stays a candidate in one term (its
 //! campaign failed: no majority, no new leader), it campaigns again after a delay drawn anew
 //! for every term from `[min, max)` — shorter than openraft's own timeout, so the fresh draw,
-//! not the fixed timeout, decides who asks first next time. It acts only for
+//! not the fixed timeout, decides who asks first next time. It never does so after a peer
+//! refused its vote for holding a longer log ([`Outranked`]): such a node cannot win, and
+//! campaigning again would only raise the term under the peer that can (a failover measured
+//! with that mistake took six terms). It acts only for
 //! [`MAX_ROUNDS`] consecutive rounds; after that (a node cut off from the majority keeps
 //! failing) it leaves elections to openraft's timer, so terms do not climb faster than
 //! openraft's own pace for long.
@@ -17,6 +20,8 @@
 use super::types::Raft;
 use openraft::ServerState;
 use rand::RngExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -24,11 +29,29 @@ use tokio::time::Instant;
 /// Consecutive failed rounds this task re-starts; later ones are left to openraft.
 pub const MAX_ROUNDS: u32 = 8;
 
+/// The latest term in which a peer refused this node's vote request because the peer's log is
+/// longer (recorded by the network layer, read by [`break_split_votes`]).
+#[derive(Debug, Clone, Default)]
+pub struct Outranked(Arc<AtomicU64>);
+
+impl Outranked {
+    /// A peer with a longer log refused our campaign for `term`.
+    pub fn record(&self, term: u64) {
+        self.0.fetch_max(term, Ordering::Relaxed);
+    }
+
+    /// Whether that happened in `term` or later.
+    pub fn since(&self, term: u64) -> bool {
+        self.0.load(Ordering::Relaxed) >= term
+    }
+}
+
 /// Runs until `stopped` changes. `min..max` is the re-campaign delay after a failed round
 /// (a vote round trip with two fsyncs takes a few milliseconds here, so `min` must leave
 /// room for the current round to finish).
 pub async fn break_split_votes(
     raft: Raft,
+    outranked: Outranked,
     min: Duration,
     max: Duration,
     mut stopped: watch::Receiver<bool>,
@@ -54,7 +77,10 @@ pub async fn break_split_votes(
                 rounds = 0;
             }
         }
-        let deadline = watching.filter(|_| rounds <= MAX_ROUNDS).map(|(_, at)| at);
+        // No deadline once a longer log refused this campaign: openraft's timer decides.
+        let deadline = watching
+            .filter(|(t, _)| rounds <= MAX_ROUNDS && !outranked.since(*t))
+            .map(|(_, at)| at);
         tokio::select! {
             changed = metrics.changed() => {
                 if changed.is_err() {
@@ -62,9 +88,11 @@ pub async fn break_split_votes(
                 }
             }
             _ = sleep_until(deadline) => {
-                tracing::debug!(term, rounds, "campaign failed; campaigning again after a fresh random delay");
-                watching = None;
-                let _ = raft.trigger().elect().await;
+                if !outranked.since(term) {
+                    tracing::debug!(term, rounds, "campaign failed; campaigning again after a fresh random delay");
+                    watching = None;
+                    let _ = raft.trigger().elect().await;
+                }
             }
             _ = stopped.changed() => return,
         }
