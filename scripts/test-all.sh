@@ -30,7 +30,7 @@ step "python package (pip install .)"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
 "$PYTHON" scripts/check_stubs.py
 if [ -f "$repo/../shared/checks/api_surface.py" ]; then
-    (cd /tmp && RINGRIFT_DATA_DIR="$(mktemp -d)" "$PYTHON" "$repo/../shared/checks/api_surface.py" foundation)
+    (cd /tmp && RINGRIFT_DATA_DIR="$(mktemp -d)" "$PYTHON" "$repo/../shared/checks/api_surface.py" all)
 fi
 
 step "python and multi-process cluster tests"

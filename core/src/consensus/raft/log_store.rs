@@ -76,8 +76,18 @@ pub const MAX_BATCH_OPS: usize = 4096;
 /// How long a connection waits for another one's lock (checkpoints) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Flushed entries kept in memory for replication reads (see the module docs).
+/// Flushed entries kept in memory for replication reads (see the module docs): at most this
+/// many, and at most [`RECENT_BYTES`] of their encoded size (an entry can carry a batch of
+/// hundreds of writes).
 pub const RECENT_ENTRIES: usize = 2048;
+
+/// Size bound of the recent-entries cache (JSON bytes of the entries).
+pub const RECENT_BYTES: usize = 1024 * 1024;
+
+/// SQLite page cache of the writer connection, in KiB (negative `cache_size` = KiB).
+const WRITER_CACHE_KIB: i64 = -1024;
+/// SQLite page cache of each read connection, in KiB.
+const READER_CACHE_KIB: i64 = -256;
 
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -201,6 +211,43 @@ impl Op {
     }
 }
 
+/// The latest flushed entries, bounded by [`RECENT_ENTRIES`] and [`RECENT_BYTES`]; the
+/// oldest go first.
+#[derive(Default)]
+struct Recent {
+    /// Entry and its encoded size, by index.
+    entries: BTreeMap<u64, (Entry, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn insert(&mut self, index: u64, entry: Entry, size: usize) {
+        if let Some((_, old)) = self.entries.insert(index, (entry, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+            match self.entries.pop_first() {
+                Some((_, (_, size))) => self.bytes -= size,
+                None => break,
+            }
+        }
+    }
+
+    /// Drops the entries at `index` and after (truncation).
+    fn remove_from(&mut self, index: u64) {
+        let removed = self.entries.split_off(&index);
+        self.bytes -= removed.values().map(|(_, size)| size).sum::<usize>();
+    }
+
+    /// Drops the entries up to `index` (purge).
+    fn remove_upto(&mut self, index: u64) {
+        let kept = self.entries.split_off(&index.saturating_add(1));
+        let removed = std::mem::replace(&mut self.entries, kept);
+        self.bytes -= removed.values().map(|(_, size)| size).sum::<usize>();
+    }
+}
+
 /// What readers and the writer share.
 struct Shared {
     path: PathBuf,
@@ -214,8 +261,8 @@ struct Shared {
 struct LogMem {
     /// Appended entries whose transaction has not committed yet, by index.
     unflushed: BTreeMap<u64, Entry>,
-    /// The latest flushed entries (at most [`RECENT_ENTRIES`]), by index.
-    recent: BTreeMap<u64, Entry>,
+    /// The latest flushed entries, by index.
+    recent: Recent,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
@@ -281,22 +328,20 @@ impl Shared {
     fn forget_flushed(&self, batch: &[Op]) {
         let mut mem = lock(&self.mem);
         for op in batch {
-            if let Op::Append { log_ids, .. } = op {
-                for log_id in log_ids {
+            if let Op::Append { log_ids, rows, .. } = op {
+                for (log_id, row) in log_ids.iter().zip(rows) {
+                    let size = row.json.len();
                     if mem
                         .unflushed
                         .get(&log_id.index)
                         .is_some_and(|e| e.log_id == *log_id)
                     {
                         if let Some(entry) = mem.unflushed.remove(&log_id.index) {
-                            mem.recent.insert(log_id.index, entry);
+                            mem.recent.insert(log_id.index, entry, size);
                         }
                     }
                 }
             }
-        }
-        while mem.recent.len() > RECENT_ENTRIES {
-            mem.recent.pop_first();
         }
     }
 }
@@ -311,6 +356,8 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Replication reads come from memory; these connections only serve lagging followers.
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     Ok(conn)
 }
 
@@ -328,6 +375,8 @@ fn open_writer(path: &Path) -> crate::Result<Connection> {
         ));
     }
     conn.pragma_update(None, "synchronous", "FULL")
+        // The writer only appends and deletes: a small page cache is enough.
+        .and_then(|()| conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB))
         .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
         .and_then(|()| conn.execute_batch(SCHEMA))
         .map_err(storage_error)?;
@@ -378,7 +427,7 @@ fn load(conn: &Connection) -> crate::Result<LogMem> {
     };
     Ok(LogMem {
         unflushed: BTreeMap::new(),
-        recent: BTreeMap::new(),
+        recent: Recent::default(),
         last_log_id: last_entry.max(last_purged),
         last_purged,
         vote,
@@ -622,7 +671,7 @@ impl LogReader {
                 .range(start..end)
                 .map(|(index, entry)| (*index, entry.clone()))
                 .collect();
-            for (index, entry) in mem.recent.range(start..end) {
+            for (index, (entry, _)) in mem.recent.entries.range(start..end) {
                 found.entry(*index).or_insert_with(|| entry.clone());
             }
             found
@@ -747,7 +796,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let tail_last = {
             let mut mem = lock(&self.shared.mem);
             drop(mem.unflushed.split_off(&index));
-            drop(mem.recent.split_off(&index));
+            mem.recent.remove_from(index);
             mem.unflushed.last_key_value().map(|(_, e)| e.log_id)
         };
         self.submit_and_wait(|done| Op::Truncate { since, done })
@@ -775,8 +824,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut mem = lock(&self.shared.mem);
         let kept = mem.unflushed.split_off(&log_id.index.saturating_add(1));
         mem.unflushed = kept;
-        let kept = mem.recent.split_off(&log_id.index.saturating_add(1));
-        mem.recent = kept;
+        mem.recent.remove_upto(log_id.index);
         mem.last_purged = Some(log_id);
         if mem.last_log_id < Some(log_id) {
             mem.last_log_id = Some(log_id);
@@ -793,6 +841,34 @@ mod tests {
 
     fn node() -> NodeId {
         NodeId::from(1u64)
+    }
+
+    #[test]
+    fn recent_cache_is_bounded_by_count_and_bytes() {
+        let mut recent = Recent::default();
+        let big = RECENT_BYTES / 10;
+        for i in 1..=20u64 {
+            recent.insert(i, blank_ent::<TypeConfig>(1, node(), i), big);
+            assert!(recent.bytes <= RECENT_BYTES);
+        }
+        // Only the newest entries that fit stay.
+        assert_eq!(recent.entries.len(), 10);
+        assert_eq!(recent.entries.keys().next(), Some(&11));
+        recent.remove_from(18);
+        recent.remove_upto(12);
+        assert_eq!(
+            recent.entries.keys().copied().collect::<Vec<_>>(),
+            vec![13, 14, 15, 16, 17]
+        );
+        assert_eq!(recent.bytes, 5 * big);
+        for i in 100..(100 + RECENT_ENTRIES as u64 + 5) {
+            recent.insert(i, blank_ent::<TypeConfig>(1, node(), i), 1);
+        }
+        assert_eq!(recent.entries.len(), RECENT_ENTRIES);
+        assert_eq!(
+            recent.bytes,
+            recent.entries.values().map(|(_, size)| size).sum::<usize>()
+        );
     }
 
     /// Holds the writer thread until the returned sender is dropped or sent to.

@@ -105,8 +105,14 @@ fn open_reader(path: &Path) -> crate::Result<Connection> {
     conn.set_prepared_statement_cache_capacity(crate::store::schema::STATEMENT_CACHE);
     conn.busy_timeout(crate::store::schema::BUSY_TIMEOUT)
         .map_err(storage_error)?;
+    // Up to MAX_IDLE_READERS of these stay open; the writer keeps SQLite's default 2 MiB.
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)
+        .map_err(storage_error)?;
     Ok(conn)
 }
+
+/// SQLite page cache of each read connection, in KiB (negative `cache_size` = KiB).
+const READER_CACHE_KIB: i64 = -512;
 
 /// Why an apply batch failed (kept small; converted to openraft's error at the boundary).
 enum ApplyError {
