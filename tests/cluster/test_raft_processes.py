@@ -99,6 +99,9 @@ async def test_kill9_loses_no_acknowledged_write(cluster, tmp_path, victim_role)
         # The cluster kept serving: a new leader among the survivors when the leader died.
         survivors = [n for n in names if n != victim]
         cluster.wait(lambda: leader_name(cluster) in survivors, 20, "a leader among the survivors")
+        # The client node reports the leader it writes to.
+        await client.kv.set_async("probe", 1, timeout=5)
+        assert client.get_status()["raft"]["leader_id"] == leader_name(cluster)
 
         # Restart the killed node from its data directory; it catches up.
         cluster.start(victim, extra_env=raft_env(ports[victim], voters))

@@ -77,11 +77,12 @@ pub struct RaftStatus {
     /// This node leads and has a quorum acknowledgement younger than the minimum election
     /// timeout (so two nodes never both act as leader).
     pub is_leader: bool,
-    /// Leader's node id, `""` when none is known.
+    /// Leader's node id, `""` when none is known (a client node: the voter that last served
+    /// its write or that a voter named as leader).
     pub leader_id: String,
     /// Leader's Raft address, `""` when none is known.
     pub leader_address: String,
-    /// Current term.
+    /// Current term (0 on a client node, which does not follow terms).
     pub term: u64,
     /// Last log index.
     pub last_log_index: u64,
@@ -381,6 +382,30 @@ impl RaftNode {
                     .map(|(n, a)| (*n, a.clone())),
                 _ => None,
             };
+            if self.replica.is_none() {
+                // A client's status shows the leader it talks to (its term is not known: 0).
+                let (id, address) = hint
+                    .as_ref()
+                    .map(|(l, a)| (l.to_string(), a.clone()))
+                    .unwrap_or_default();
+                self.set_status(|s| {
+                    s.leader_id = id;
+                    s.leader_address = address;
+                });
+            }
+        }
+    }
+
+    /// A client whose write a voter at `addr` applied has found the leader (followers answer
+    /// forwarded writes with a hint, never by forwarding again).
+    fn served_by(&self, addr: &str) {
+        if self.replica.is_some() {
+            return;
+        }
+        let known = self.leader_target().is_some_and(|(_, a)| a == addr);
+        if !known {
+            let voter = self.voters.iter().find(|(_, a)| a == addr).map(|(n, _)| *n);
+            self.remember_leader(voter, Some(addr.to_string()));
         }
     }
 
@@ -468,6 +493,9 @@ impl RaftNode {
                 {
                     Ok(Response::ClientWrite(answer)) => {
                         maybe_applied = true;
+                        if answer.is_ok() {
+                            self.served_by(&addr);
+                        }
                         answer
                     }
                     Ok(other) => Err(ForwardError::Unavailable(format!(
