@@ -112,6 +112,8 @@ async def test_kill9_loses_no_acknowledged_write(cluster, tmp_path, victim_role)
         await client.stop()
 
     assert len(claims) == len(set(claims)), "a work item was claimed twice"
+    # Writes in flight at the kill were retried on the new leader within their 5 s timeout.
+    assert unknown == 0, f"{unknown} writes ended without a definite outcome"
     # Stop every node, then read what each one has on disk.
     for agent in cluster.agents.values():
         if agent.proc.poll() is None:
