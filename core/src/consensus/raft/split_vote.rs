@@ -46,6 +46,65 @@ impl Outranked {
     }
 }
 
+/// What the node looks like to the breaker after a metrics change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Campaigning in this term.
+    Candidate(u64),
+    /// Following a known leader, or leading: elections are over.
+    Settled,
+    /// A follower that knows no leader (it voted for someone else's campaign).
+    Waiting,
+}
+
+/// The breaker's decisions, free of I/O and clocks (the caller passes `now` and the drawn
+/// delay), so they can be tested on their own.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    rounds: u32,
+    /// The campaign being watched: its term and when to campaign again.
+    watching: Option<(u64, Instant)>,
+}
+
+impl Breaker {
+    /// Takes in what the node looks like now; `delay` is a fresh random draw, used only when a
+    /// new failed-or-pending campaign starts being watched.
+    pub fn observe(&mut self, seen: Seen, now: Instant, delay: Duration) {
+        match seen {
+            Seen::Candidate(term) => {
+                if self.watching.is_none_or(|(t, _)| t != term) {
+                    self.rounds = self.rounds.saturating_add(1);
+                    self.watching = Some((term, now + delay));
+                }
+            }
+            Seen::Settled => {
+                self.watching = None;
+                self.rounds = 0;
+            }
+            Seen::Waiting => self.watching = None,
+        }
+    }
+
+    /// When to campaign again, if at all: never after [`MAX_ROUNDS`] rounds in a row, and
+    /// never in a term where a peer with a longer log refused this node.
+    pub fn deadline(&self, outranked: &Outranked) -> Option<Instant> {
+        self.watching
+            .filter(|(term, _)| self.rounds <= MAX_ROUNDS && !outranked.since(*term))
+            .map(|(_, at)| at)
+    }
+
+    /// The deadline passed: campaign again unless outranked meanwhile. Returns the term to
+    /// leave (the caller triggers the election).
+    pub fn fire(&mut self, outranked: &Outranked) -> Option<u64> {
+        let (term, _) = self.watching?;
+        if outranked.since(term) {
+            return None;
+        }
+        self.watching = None;
+        Some(term)
+    }
+}
+
 /// Runs until `stopped` changes. `min..max` is the re-campaign delay after a failed round
 /// (a vote round trip with two fsyncs takes a few milliseconds here, so `min` must leave
 /// room for the current round to finish).
@@ -57,30 +116,18 @@ pub async fn break_split_votes(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut metrics = raft.metrics();
-    let mut rounds: u32 = 0;
-    // (term of the campaign being watched, when to campaign again)
-    let mut watching: Option<(u64, Instant)> = None;
+    let mut breaker = Breaker::default();
     loop {
-        let (state, term) = {
+        let seen = {
             let m = metrics.borrow_and_update();
-            (m.state, m.current_term)
+            match m.state {
+                ServerState::Candidate => Seen::Candidate(m.current_term),
+                ServerState::Follower if m.current_leader.is_none() => Seen::Waiting,
+                _ => Seen::Settled,
+            }
         };
-        if state == ServerState::Candidate {
-            let fresh = watching.is_none_or(|(t, _)| t != term);
-            if fresh {
-                rounds = rounds.saturating_add(1);
-                watching = Some((term, Instant::now() + random_between(min, max)));
-            }
-        } else {
-            watching = None;
-            if state != ServerState::Follower || raft.metrics().borrow().current_leader.is_some() {
-                rounds = 0;
-            }
-        }
-        // No deadline once a longer log refused this campaign: openraft's timer decides.
-        let deadline = watching
-            .filter(|(t, _)| rounds <= MAX_ROUNDS && !outranked.since(*t))
-            .map(|(_, at)| at);
+        breaker.observe(seen, Instant::now(), random_between(min, max));
+        let deadline = breaker.deadline(&outranked);
         tokio::select! {
             changed = metrics.changed() => {
                 if changed.is_err() {
@@ -88,9 +135,8 @@ pub async fn break_split_votes(
                 }
             }
             _ = sleep_until(deadline) => {
-                if !outranked.since(term) {
-                    tracing::debug!(term, rounds, "campaign failed; campaigning again after a fresh random delay");
-                    watching = None;
+                if let Some(term) = breaker.fire(&outranked) {
+                    tracing::debug!(term, "campaign failed; campaigning again after a fresh random delay");
                     let _ = raft.trigger().elect().await;
                 }
             }
@@ -111,5 +157,84 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Duration = Duration::from_millis(20);
+
+    #[test]
+    fn a_failed_campaign_is_retried_once_per_term_after_the_drawn_delay() {
+        let t0 = Instant::now();
+        let mut b = Breaker::default();
+        let none = Outranked::default();
+        b.observe(Seen::Candidate(5), t0, D);
+        assert_eq!(b.deadline(&none), Some(t0 + D));
+        // More metrics events in the same term keep the first draw.
+        b.observe(Seen::Candidate(5), t0 + D / 2, D * 3);
+        assert_eq!(b.deadline(&none), Some(t0 + D));
+        assert_eq!(b.fire(&none), Some(5));
+        assert_eq!(b.deadline(&none), None, "one re-campaign per term");
+        // The new term gets a new draw.
+        b.observe(Seen::Candidate(6), t0 + D, D * 2);
+        assert_eq!(b.deadline(&none), Some(t0 + D * 3));
+    }
+
+    #[test]
+    fn a_settled_election_or_another_campaign_stops_the_retry() {
+        let t0 = Instant::now();
+        let none = Outranked::default();
+        let mut b = Breaker::default();
+        b.observe(Seen::Candidate(5), t0, D);
+        b.observe(Seen::Waiting, t0, D);
+        assert_eq!(b.deadline(&none), None, "voted for another candidate");
+        b.observe(Seen::Candidate(7), t0, D);
+        b.observe(Seen::Settled, t0, D);
+        assert_eq!(b.deadline(&none), None, "a leader is known");
+        assert_eq!(b.fire(&none), None);
+    }
+
+    #[test]
+    fn a_longer_log_elsewhere_leaves_the_election_to_openraft() {
+        let t0 = Instant::now();
+        let outranked = Outranked::default();
+        let mut b = Breaker::default();
+        b.observe(Seen::Candidate(5), t0, D);
+        outranked.record(5);
+        assert_eq!(b.deadline(&outranked), None);
+        assert_eq!(
+            b.fire(&outranked),
+            None,
+            "refused after the deadline was armed"
+        );
+        // A later term is judged afresh.
+        b.observe(Seen::Candidate(6), t0, D);
+        assert_eq!(b.deadline(&outranked), Some(t0 + D));
+        assert!(outranked.since(5) && !outranked.since(6));
+    }
+
+    #[test]
+    fn only_max_rounds_in_a_row_then_back_to_openraft() {
+        let t0 = Instant::now();
+        let none = Outranked::default();
+        let mut b = Breaker::default();
+        for term in 1..=u64::from(MAX_ROUNDS) {
+            b.observe(Seen::Candidate(term), t0, D);
+            assert!(b.deadline(&none).is_some(), "round {term}");
+            assert_eq!(b.fire(&none), Some(term));
+        }
+        b.observe(Seen::Candidate(u64::from(MAX_ROUNDS) + 1), t0, D);
+        assert_eq!(
+            b.deadline(&none),
+            None,
+            "cut off from the majority: stop pushing terms"
+        );
+        // Settling resets the count.
+        b.observe(Seen::Settled, t0, D);
+        b.observe(Seen::Candidate(100), t0, D);
+        assert!(b.deadline(&none).is_some());
     }
 }
