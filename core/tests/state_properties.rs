@@ -411,6 +411,27 @@ fn run_checked(mut db: Db, steps: &[Step]) -> Result<Run, TestCaseError> {
     })
 }
 
+/// Applies `log` to `replica` in transactions of the sizes in `chunks` (cycled), with `apply`
+/// doing one transaction's part; returns every result in order.
+fn replay_in_chunks<T>(
+    replica: &mut rusqlite::Connection,
+    log: &[T],
+    chunks: &[usize],
+    apply: impl Fn(&rusqlite::Transaction<'_>, &[T]) -> Vec<CommandResult>,
+) -> Vec<CommandResult> {
+    let mut replayed = Vec::new();
+    let mut rest = log;
+    let mut sizes = chunks.iter().cycle();
+    while !rest.is_empty() {
+        let n = (*sizes.next().unwrap()).min(rest.len());
+        let tx = replica.transaction().unwrap();
+        replayed.extend(apply(&tx, &rest[..n]));
+        tx.commit().unwrap();
+        rest = &rest[n..];
+    }
+    replayed
+}
+
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     proptest::collection::vec(step(), 1..120)
 }
@@ -438,16 +459,9 @@ proptest! {
         let original = run_checked(Db::file(), &steps)?;
         let dir = tempfile::tempdir().unwrap();
         let mut replica = store::open_state_db(&dir.path().join("replica.db")).unwrap();
-        let mut replayed = Vec::new();
-        let mut rest: &[(u64, Envelope)] = &original.log;
-        let mut sizes = chunks.iter().cycle();
-        while !rest.is_empty() {
-            let n = (*sizes.next().unwrap()).min(rest.len());
-            let tx = replica.transaction().unwrap();
-            replayed.extend(apply_batch(&tx, &rest[..n]).unwrap());
-            tx.commit().unwrap();
-            rest = &rest[n..];
-        }
+        let replayed = replay_in_chunks(&mut replica, &original.log, &chunks, |tx, part| {
+            apply_batch(tx, part).unwrap()
+        });
         prop_assert_eq!(&replayed, &original.results);
         prop_assert_eq!(queries::state_digest(&replica).unwrap(), original.digest);
         prop_assert!(original.log.last().map(|(i, _)| *i) == queries::last_applied_index(&replica).unwrap());
@@ -465,16 +479,9 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut replica = store::open_state_db(&dir.path().join("replica.db")).unwrap();
         let writes: Vec<Envelope> = original.log.iter().map(|(_, env)| env.clone()).collect();
-        let mut replayed = Vec::new();
-        let mut rest: &[Envelope] = &writes;
-        let mut sizes = chunks.iter().cycle();
-        while !rest.is_empty() {
-            let n = (*sizes.next().unwrap()).min(rest.len());
-            let tx = replica.transaction().unwrap();
-            replayed.extend(apply_writes(&tx, &rest[..n]).unwrap());
-            tx.commit().unwrap();
-            rest = &rest[n..];
-        }
+        let replayed = replay_in_chunks(&mut replica, &writes, &chunks, |tx, part| {
+            apply_writes(tx, part).unwrap()
+        });
         prop_assert_eq!(&replayed, &original.results);
         prop_assert_eq!(queries::state_digest(&replica).unwrap(), original.digest);
         prop_assert!(original.log.last().map(|(i, _)| *i) == queries::last_applied_index(&replica).unwrap());
