@@ -99,6 +99,16 @@ async def test_backpressure_refuses_then_force_bypasses(solo):
         solo.work.add_batch([])
 
 
+async def test_a_write_too_large_for_replication_is_refused_and_nothing_is_lost(solo):
+    solo.kv.set("small", "kept")
+    with pytest.raises(swimraft.InvalidArgumentError, match="limit of one write"):
+        solo.kv.set("huge", "x" * (2 * 1024 * 1024))
+    assert solo.kv.get("huge") is None
+    assert solo.kv.get("small") == "kept"
+    solo.kv.set("after", 1)  # the node keeps serving
+    assert solo.kv.get("after") == 1
+
+
 async def test_locks_kv_and_jobs(solo):
     t1 = solo.locks.acquire("model-upload")
     assert isinstance(t1, int)

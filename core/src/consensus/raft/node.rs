@@ -64,6 +64,17 @@ pub struct RaftNodeConfig {
     pub join_existing: bool,
 }
 
+/// Most entries in one AppendEntries. An entry holds at most
+/// [`proposer::MAX_WRITE_BYTES`](super::proposer::MAX_WRITE_BYTES) (one large write) or a batch
+/// of about [`proposer::MAX_BYTES`](super::proposer::MAX_BYTES), so one RPC stays at 32 MiB at
+/// most: inside the frame limit, which a lagging follower's catch-up must never hit.
+pub const MAX_ENTRIES_PER_APPEND: u64 = 32;
+
+const _: () = assert!(
+    MAX_ENTRIES_PER_APPEND as usize * super::proposer::MAX_WRITE_BYTES
+        <= crate::transport::frame::MAX_PAYLOAD as usize / 2
+);
+
 /// A snapshot is also taken after this many entries.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 50_000;
 
@@ -193,7 +204,7 @@ impl RaftNode {
             election_timeout_max: cfg.election_timeout_max.as_millis() as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
             max_in_snapshot_log_to_keep: 1_000,
-            max_payload_entries: 512,
+            max_payload_entries: MAX_ENTRIES_PER_APPEND,
             ..Default::default()
         }
         .validate()

@@ -31,6 +31,10 @@ pub const MAX_WRITES: usize = 512;
 /// so an AppendEntries of `max_payload_entries` proposals stays far below the frame limit.
 pub const MAX_BYTES: usize = 256 * 1024;
 
+/// The largest single write (its JSON), refused with `InvalidArgument` above this: every
+/// entry must fit, with many others, in one replication frame.
+pub const MAX_WRITE_BYTES: usize = 1024 * 1024;
+
 /// The outcome of one write: the log index of its entry and its result.
 pub type Outcome = Result<(u64, CommandResult), ForwardError>;
 
@@ -59,6 +63,11 @@ impl Proposer {
     pub async fn propose(&self, env: Envelope) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let bytes = encoded_len(&env);
+        if bytes > MAX_WRITE_BYTES {
+            return Err(ForwardError::Invalid(format!(
+                "a write of {bytes} bytes exceeds the {MAX_WRITE_BYTES}-byte limit of one write"
+            )));
+        }
         self.tx
             .send(Pending { env, bytes, reply })
             .map_err(|_| ForwardError::Unavailable("the Raft node is stopping".into()))?;
