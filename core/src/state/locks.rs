@@ -79,11 +79,11 @@ pub(crate) fn acquire(
             .execute(params![
                 name,
                 holder,
-                signed(ctx.log_index)?,
+                signed(ctx.write_index)?,
                 ctx.now_us,
                 ttl_us
             ])?;
-            Ok(CommandResult::Token(Some(ctx.log_index)))
+            Ok(CommandResult::Token(Some(ctx.write_index)))
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::store::{meta, storage_error};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx {
     /// The write's index (see [`apply_next`]; locks use it as the fencing token).
-    pub log_index: u64,
+    pub write_index: u64,
     /// The state machine's clock for this entry: `max(last now, envelope now)`, µs.
     pub now_us: i64,
 }
@@ -73,7 +73,14 @@ fn apply_entry(
     meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
     meta::set(conn, meta::LAST_APPLIED_INDEX, &log_index.to_string())?;
     session::expire(conn, now_us)?;
-    apply_write(conn, &Ctx { log_index, now_us }, env)
+    apply_write(
+        conn,
+        &Ctx {
+            write_index: log_index,
+            now_us,
+        },
+        env,
+    )
 }
 
 /// One write's session handling and effect (the bookkeeping around it is the caller's).
@@ -101,24 +108,28 @@ fn apply_write(conn: &Connection, ctx: &Ctx, env: &Envelope) -> rusqlite::Result
 /// Applies `writes` (one Raft entry's batch) as the next writes, in order, inside `tx`; one
 /// result per write.
 ///
-/// The same state and results as [`apply_next`] for each write in turn, with the bookkeeping
-/// done once per batch: the clock and `last_applied_index` are read and stored once, and idle
-/// client sessions are expired only when the clock moves (a leader's batch shares one clock).
+/// The same state and results as [`apply`] at the next indexes, one write after another, with
+/// the bookkeeping done once per batch: the clock and `last_applied_index` are read and stored
+/// once, and idle client sessions are expired only when the clock moves (a leader's batch
+/// shares one clock).
 pub fn apply_writes(tx: &Transaction<'_>, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
-    apply_writes_inner(tx, writes).map_err(storage_error)
+    let (_, results) = apply_writes_inner(tx, writes).map_err(storage_error)?;
+    Ok(results)
 }
 
+/// Applies `writes` after the last applied write; returns the index of the last one and the
+/// results.
 fn apply_writes_inner(
     conn: &Connection,
     writes: &[Envelope],
-) -> rusqlite::Result<Vec<CommandResult>> {
-    if writes.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> rusqlite::Result<(u64, Vec<CommandResult>)> {
     let last_index = meta::get_i64(conn, meta::LAST_APPLIED_INDEX)?
         .unwrap_or(0)
         .max(0);
     let mut index = u64::try_from(last_index).unwrap_or(0);
+    if writes.is_empty() {
+        return Ok((index, Vec::new()));
+    }
     let mut now_us = meta::get_i64(conn, meta::LAST_NOW_US)?.unwrap_or(i64::MIN);
     let mut expired_at = None;
     let mut results = Vec::with_capacity(writes.len());
@@ -126,20 +137,20 @@ fn apply_writes_inner(
         index += 1;
         now_us = now_us.max(env.now_us);
         // Expiring again at the same clock finds nothing new (sessions written since carry
-        // this clock), so this is exactly the per-write expiry of `apply_next`.
+        // this clock), so this is exactly the per-write expiry of `apply`.
         if expired_at != Some(now_us) {
             session::expire(conn, now_us)?;
             expired_at = Some(now_us);
         }
         let ctx = Ctx {
-            log_index: index,
+            write_index: index,
             now_us,
         };
         results.push(apply_write(conn, &ctx, env)?);
     }
     meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
     meta::set(conn, meta::LAST_APPLIED_INDEX, &index.to_string())?;
-    Ok(results)
+    Ok((index, results))
 }
 
 fn dispatch(conn: &Connection, ctx: &Ctx, command: &Command) -> rusqlite::Result<CommandResult> {
@@ -216,11 +227,12 @@ pub fn apply_batch(
 /// fencing token) is its position in the replicated sequence of writes, not the Raft log index
 /// of its entry; either way tokens strictly increase.
 pub fn apply_next(tx: &Transaction<'_>, env: &Envelope) -> Result<(u64, CommandResult)> {
-    let last = meta::get_i64(tx, meta::LAST_APPLIED_INDEX).map_err(storage_error)?;
-    let index = last.map_or(1, |last| last.saturating_add(1).max(1));
-    // `index` is ≥ 1, so the conversion cannot fail; the fallback keeps this free of unwrap.
-    let index = u64::try_from(index).unwrap_or(1);
-    Ok((index, apply(tx, index, env)?))
+    let (index, mut results) =
+        apply_writes_inner(tx, std::slice::from_ref(env)).map_err(storage_error)?;
+    let result = results
+        .pop()
+        .ok_or_else(|| Error::new(ErrorKind::Storage, "applying one write returned no result"))?;
+    Ok((index, result))
 }
 
 /// Applies one command outside Raft (legacy bully mode, tests): opens an immediate transaction,

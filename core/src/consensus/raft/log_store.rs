@@ -9,7 +9,7 @@
 //!                        one writer thread: drain the queue ─ one transaction ─ COMMIT (fsync)
 //!                                                                         │
 //!                              drop flushed entries from the tail, then ack every op in order
-//!   LogReader (replication) ── unflushed tail ∪ read-only connections (WAL) ──▶ entries
+//!   LogReader (replication) ── unflushed tail ∪ recent cache ∪ read-only connections ──▶ entries
 //! ```
 //!
 //! **Durability.** The writer connection runs in WAL mode with `synchronous=FULL`, so a
@@ -35,8 +35,8 @@
 //! the same entry, and the tail's copy wins. `truncate` and `purge` drop the affected entries
 //! from the tail as well.
 //!
-//! **Recent entries stay in memory.** Flushed entries move from the tail into a bounded cache of
-//! the latest [`RECENT_ENTRIES`] entries, so replication streams (which read what was just
+//! **Recent entries stay in memory.** Flushed entries move from the tail into a cache of the
+//! latest entries (at most [`RECENT_ENTRIES`] and [`RECENT_BYTES`]), so replication streams (which read what was just
 //! appended, often after its fsync) are served from memory instead of a database query on a
 //! blocking thread. Truncate and purge drop entries from the cache as from the tail.
 //!

@@ -155,7 +155,7 @@ impl std::error::Error for StringError {}
 
 /// How long openraft waits before retrying a peer that was unreachable. openraft's default is
 /// 500 ms, longer than a restarted follower's election timeout (leader lease + election
-/// timeout, about 225-300 ms on the LAN preset): the follower would come back, hear nothing,
+/// timeout, about 150-225 ms on the LAN preset): the follower would come back, hear nothing,
 /// campaign and depose a healthy leader. Retrying every 50 ms reaches it first; a refused
 /// connection to a dead peer costs next to nothing.
 pub const UNREACHABLE_RETRY: Duration = Duration::from_millis(50);

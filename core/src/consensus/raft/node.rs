@@ -528,7 +528,7 @@ impl RaftNode {
                 }
             };
             match answer {
-                Ok((_, result)) => return Ok(result),
+                Ok(result) => return Ok(result),
                 Err(ForwardError::NotLeader {
                     leader,
                     leader_addr,

@@ -35,8 +35,8 @@ pub const MAX_BYTES: usize = 256 * 1024;
 /// entry must fit, with many others, in one replication frame.
 pub const MAX_WRITE_BYTES: usize = 1024 * 1024;
 
-/// The outcome of one write: the log index of its entry and its result.
-pub type Outcome = Result<(u64, CommandResult), ForwardError>;
+/// The outcome of one write: its result, or why it was not applied.
+pub type Outcome = Result<CommandResult, ForwardError>;
 
 struct Pending {
     env: Envelope,
@@ -139,11 +139,10 @@ async fn propose_batch(raft: &Raft, batch: Vec<Pending>) {
     tracing::trace!(writes = count, elapsed = ?started.elapsed(), "proposal answered");
     match answer {
         Ok(resp) => {
-            let index = resp.log_id.index;
             let mut results = resp.data.into_iter();
             for reply in replies {
                 let outcome = match results.next() {
-                    Some(result) => Ok((index, result)),
+                    Some(result) => Ok(result),
                     None => Err(ForwardError::Unavailable(
                         "the state machine returned fewer results than writes".into(),
                     )),

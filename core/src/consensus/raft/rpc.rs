@@ -72,8 +72,8 @@ pub enum Response {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    /// Answer to [`Request::ClientWrite`]: the result and the entry's log index.
-    ClientWrite(Result<(u64, CommandResult), ForwardError>),
+    /// Answer to [`Request::ClientWrite`]: the write's result.
+    ClientWrite(Result<CommandResult, ForwardError>),
     /// Answer to [`Request::Read`].
     Read(Result<serde_json::Value, ForwardError>),
     /// Answer to [`Request::ReadIndex`].

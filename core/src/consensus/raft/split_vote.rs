@@ -67,14 +67,15 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    /// Takes in what the node looks like now; `delay` is a fresh random draw, used only when a
-    /// new failed-or-pending campaign starts being watched.
-    pub fn observe(&mut self, seen: Seen, now: Instant, delay: Duration) {
+    /// Takes in what the node looks like now; `delay` draws the wait, called only when a new
+    /// campaign starts being watched (metrics change on every applied entry, so most calls
+    /// draw nothing).
+    pub fn observe(&mut self, seen: Seen, now: Instant, delay: impl FnOnce() -> Duration) {
         match seen {
             Seen::Candidate(term) => {
                 if self.watching.is_none_or(|(t, _)| t != term) {
                     self.rounds = self.rounds.saturating_add(1);
-                    self.watching = Some((term, now + delay));
+                    self.watching = Some((term, now + delay()));
                 }
             }
             Seen::Settled => {
@@ -126,7 +127,7 @@ pub async fn break_split_votes(
                 _ => Seen::Settled,
             }
         };
-        breaker.observe(seen, Instant::now(), random_between(min, max));
+        breaker.observe(seen, Instant::now(), || random_between(min, max));
         let deadline = breaker.deadline(&outranked);
         tokio::select! {
             changed = metrics.changed() => {
@@ -171,15 +172,17 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::default();
         let none = Outranked::default();
-        b.observe(Seen::Candidate(5), t0, D);
+        b.observe(Seen::Candidate(5), t0, || D);
         assert_eq!(b.deadline(&none), Some(t0 + D));
-        // More metrics events in the same term keep the first draw.
-        b.observe(Seen::Candidate(5), t0 + D / 2, D * 3);
+        // More metrics events in the same term keep the first draw and draw nothing.
+        b.observe(Seen::Candidate(5), t0 + D / 2, || {
+            panic!("no new draw in the same term")
+        });
         assert_eq!(b.deadline(&none), Some(t0 + D));
         assert_eq!(b.fire(&none), Some(5));
         assert_eq!(b.deadline(&none), None, "one re-campaign per term");
         // The new term gets a new draw.
-        b.observe(Seen::Candidate(6), t0 + D, D * 2);
+        b.observe(Seen::Candidate(6), t0 + D, || D * 2);
         assert_eq!(b.deadline(&none), Some(t0 + D * 3));
     }
 
@@ -188,11 +191,11 @@ mod tests {
         let t0 = Instant::now();
         let none = Outranked::default();
         let mut b = Breaker::default();
-        b.observe(Seen::Candidate(5), t0, D);
-        b.observe(Seen::Waiting, t0, D);
+        b.observe(Seen::Candidate(5), t0, || D);
+        b.observe(Seen::Waiting, t0, || D);
         assert_eq!(b.deadline(&none), None, "voted for another candidate");
-        b.observe(Seen::Candidate(7), t0, D);
-        b.observe(Seen::Settled, t0, D);
+        b.observe(Seen::Candidate(7), t0, || D);
+        b.observe(Seen::Settled, t0, || D);
         assert_eq!(b.deadline(&none), None, "a leader is known");
         assert_eq!(b.fire(&none), None);
     }
@@ -202,7 +205,7 @@ mod tests {
         let t0 = Instant::now();
         let outranked = Outranked::default();
         let mut b = Breaker::default();
-        b.observe(Seen::Candidate(5), t0, D);
+        b.observe(Seen::Candidate(5), t0, || D);
         outranked.record(5);
         assert_eq!(b.deadline(&outranked), None);
         assert_eq!(
@@ -211,7 +214,7 @@ mod tests {
             "refused after the deadline was armed"
         );
         // A later term is judged afresh.
-        b.observe(Seen::Candidate(6), t0, D);
+        b.observe(Seen::Candidate(6), t0, || D);
         assert_eq!(b.deadline(&outranked), Some(t0 + D));
         assert!(outranked.since(5) && !outranked.since(6));
     }
@@ -222,19 +225,19 @@ mod tests {
         let none = Outranked::default();
         let mut b = Breaker::default();
         for term in 1..=u64::from(MAX_ROUNDS) {
-            b.observe(Seen::Candidate(term), t0, D);
+            b.observe(Seen::Candidate(term), t0, || D);
             assert!(b.deadline(&none).is_some(), "round {term}");
             assert_eq!(b.fire(&none), Some(term));
         }
-        b.observe(Seen::Candidate(u64::from(MAX_ROUNDS) + 1), t0, D);
+        b.observe(Seen::Candidate(u64::from(MAX_ROUNDS) + 1), t0, || D);
         assert_eq!(
             b.deadline(&none),
             None,
             "cut off from the majority: stop pushing terms"
         );
         // Settling resets the count.
-        b.observe(Seen::Settled, t0, D);
-        b.observe(Seen::Candidate(100), t0, D);
+        b.observe(Seen::Settled, t0, || D);
+        b.observe(Seen::Candidate(100), t0, || D);
         assert!(b.deadline(&none).is_some());
     }
 }

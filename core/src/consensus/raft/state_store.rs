@@ -2,10 +2,11 @@
 //!
 //! * **Apply**: one SQLite transaction per batch of committed entries, run inline in openraft's
 //!   state-machine task (a batch is short: no fsync; a hop to a blocking thread and back costs
-//!   more than the transaction). The writes of a normal entry go through [`crate::state::apply_writes`], membership
-//!   entries are stored, blank entries only advance the index; the applied [`LogId`] and the
-//!   [`StoredMembership`] are written in the same transaction, into `sm_meta`
-//!   ([`LAST_APPLIED_LOG_ID`], [`meta::MEMBERSHIP`]), so state and bookkeeping never disagree.
+//!   more than the transaction). The writes of a normal entry go through
+//!   [`crate::state::apply_writes`], membership entries are stored, blank entries only advance
+//!   the index; the applied [`LogId`] and the [`StoredMembership`] are written in the same
+//!   transaction, into `sm_meta` ([`LAST_APPLIED_LOG_ID`], [`meta::MEMBERSHIP`]), so state and
+//!   bookkeeping never disagree.
 //!   The file runs with `synchronous=NORMAL`: a commit lost to a power cut is re-applied from
 //!   the durable log (openraft re-applies from `last_applied` on start).
 //! * **Reads**: [`StateStore::reader`] hands out [`StateReader`]s that run closures on
@@ -146,7 +147,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<Vec<CommandResult>>, ApplyError> {
+    fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<Vec<CommandResult>>, ApplyError> {
         let write_error = |e: rusqlite::Error| ApplyError::Write(storage_error(e));
         let mut conn = lock(&self.writer);
         let (mut applied, mut membership) = lock(&self.applied).clone();
@@ -386,7 +387,7 @@ impl RaftStateMachine<TypeConfig> for StateStore {
         // Inline, not on a blocking thread: a batch's transaction is short (no fsync with
         // `synchronous=NORMAL`), and two thread hand-offs per batch cost more CPU than the apply.
         self.shared
-            .apply_blocking(entries)
+            .apply_entries(entries)
             .map_err(StorageError::from)
     }
 
