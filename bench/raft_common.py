@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,10 +24,13 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+# The failure-detection harness's process helpers (bench/ is on sys.path: the scripts run from it).
+from adapters.base import host_cpu_times, kill_group, process_cpu_seconds
+from cluster import free_ports  # noqa: F401  (the scripts call rc.free_ports)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(HERE, "results")
 PYSYNCOBJ_NODE = os.path.join(HERE, "agents", "pysyncobj_node.py")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def say(*parts: Any) -> None:
@@ -78,65 +80,16 @@ def table(headers: List[str], rows: List[List[Any]]) -> str:
 
 # -- machine ----------------------------------------------------------------------------
 
-def free_ports(count: int) -> List[int]:
-    """Distinct TCP ports free on 127.0.0.1 right now."""
-    held, out = [], []
-    try:
-        for _ in range(count * 20):
-            if len(out) == count:
-                break
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-            port = s.getsockname()[1]
-            if port not in out:
-                out.append(port)
-    finally:
-        for s in held:
-            s.close()
-    if len(out) < count:
-        raise RuntimeError("could not find enough free ports")
-    return out
-
-
-def cpu_seconds(pid: int) -> Optional[float]:
-    """utime+stime of one process (all its threads), seconds; None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def rss_kib(pid: int | str = "self") -> Optional[int]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 class HostCpu:
-    """Whole-machine busy % between start() and stop() (from /proc/stat)."""
-
-    @staticmethod
-    def _read() -> Tuple[int, int]:
-        with open("/proc/stat") as f:
-            vals = [int(x) for x in f.readline().split()[1:]]
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-        return sum(vals), idle
+    """Whole-machine busy % since construction (from /proc/stat)."""
 
     def __init__(self) -> None:
-        self.t0 = self._read()
+        self.t0 = host_cpu_times()
 
     def busy_pct(self) -> Optional[float]:
-        total, idle = self._read()
-        dt, di = total - self.t0[0], idle - self.t0[1]
-        return None if dt <= 0 else 100.0 * (dt - di) / dt
+        busy, total = host_cpu_times()
+        db, dt = busy - self.t0[0], total - self.t0[1]
+        return None if dt <= 0 else 100.0 * db / dt
 
 
 # Other heavy work on this 2-core machine that skews the figures: the failure-detection benchmark
@@ -310,6 +263,50 @@ def versions() -> Dict[str, Any]:
     return out
 
 
+# -- one benchmark run ---------------------------------------------------------------------
+
+def add_run_options(ap: Any, output: str) -> None:
+    """The options the failover and throughput benchmarks share (raft_memory.py spells them out:
+    its children must not import this module)."""
+    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
+    ap.add_argument("--attempts", type=int, default=2,
+                    help="runs per system when failure_detection.py or .ci/run ran during the measurement")
+    ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--output", default=output)
+
+
+def new_run(benchmark: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON record of one benchmark run; ``results`` is filled per system."""
+    return {"benchmark": benchmark, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv,
+            "versions": versions(), "params": params, "results": {}}
+
+
+def measure_systems(data: Dict[str, Any], systems: str, args: Any,
+                    run: Callable[[str], Dict[str, Any]]) -> None:
+    """Runs ``run(system)`` for each of the comma-separated ``systems`` (quietly, see
+    ``measure_quietly``), saving the JSON after each."""
+    for system in [s.strip() for s in systems.split(",") if s.strip()]:
+        data["results"][system] = measure_quietly(system, not args.no_wait, args.attempts,
+                                                  lambda: run(system))
+        write_json(args.output, data)
+
+
+def finish_run(data: Dict[str, Any], output: str, host: Optional["HostCpu"] = None) -> str:
+    """Records the machine's state at the end and writes the JSON; returns its path."""
+    data["swimraft_build_at_end"] = swimraft_build()  # a reinstall during the run shows here
+    if host is not None:
+        data["host_busy_pct"] = host.busy_pct()
+    data["other_benchmark_at_end"] = other_benchmark_running()
+    return write_json(output, data)
+
+
+def skew_label(system: str, result: Dict[str, Any]) -> str:
+    """``system``, marked when other load or a reinstall overlapped its measurement."""
+    m = result.get("machine") or {}
+    skewed = m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile")
+    return system + (" (SKEWED)" if skewed else "")
+
+
 # -- node processes -----------------------------------------------------------------------
 
 class NodeProc:
@@ -407,22 +404,8 @@ class NodeProc:
         p = self.proc
         if p is None:
             return
+        kill_group(p, grace=timeout)
         if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # anything left in the group (the leader is gone or stuck)
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
             say(f"[{self.name}] pid {p.pid} did not exit after SIGKILL")
         for s in (p.stdin, p.stdout):
             try:
@@ -432,7 +415,7 @@ class NodeProc:
                 pass
 
     def cpu(self) -> Optional[float]:
-        return cpu_seconds(self.proc.pid) if self.alive() else None
+        return process_cpu_seconds(self.proc.pid) if self.alive() else None
 
 
 class LeaderTracker:

@@ -531,11 +531,7 @@ def main() -> int:
     ap.add_argument("--trial-timeout", type=float, default=15.0)
     ap.add_argument("--catchup-timeout", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
-    ap.add_argument("--attempts", type=int, default=2,
-                    help="runs per system when failure_detection.py or .ci/run ran during the measurement")
-    ap.add_argument("--keep-logs", action="store_true")
-    ap.add_argument("--output", default="raft_failover.json")
+    rc.add_run_options(ap, "raft_failover.json")
     args = ap.parse_args()
     if args.quick:
         args.trials = 3
@@ -543,19 +539,10 @@ def main() -> int:
         ap.error("--trials must be 1..1000")
     rng = random.Random(args.seed)
     rc.install_sigterm()
-    data: Dict[str, Any] = {"benchmark": "raft_failover", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "argv": sys.argv, "versions": rc.versions(),
-                            "params": {k: v for k, v in vars(args).items()}, "results": {}}
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    data = rc.new_run("raft_failover", dict(vars(args)))
     host = rc.HostCpu()
-    for system in systems:
-        data["results"][system] = rc.measure_quietly(system, not args.no_wait, args.attempts,
-                                                     lambda: run_one(system, args, rng))
-        rc.write_json(args.output, data)
-    data["swimraft_build_at_end"] = rc.swimraft_build()  # a reinstall during the run shows here
-    data["host_busy_pct"] = host.busy_pct()
-    data["other_benchmark_at_end"] = rc.other_benchmark_running()
-    path = rc.write_json(args.output, data)
+    rc.measure_systems(data, args.systems, args, lambda system: run_one(system, args, rng))
+    path = rc.finish_run(data, args.output, host)
     print_tables(data["results"])
     print(f"JSON: {path}")
     return 0

@@ -184,6 +184,7 @@ def run_child(system: str, args: argparse.Namespace) -> Dict[str, Any]:
     import tempfile
     sys.path.insert(0, HERE)
     import raft_common as rc
+    from adapters.base import kill_group
     tmp = tempfile.mkdtemp(prefix=f"raft_memory_{system}_")
     argv = [sys.executable, os.path.abspath(__file__), "--child", system, "--items", str(args.items),
             "--idle", str(args.idle), "--data-dir", tmp]
@@ -217,12 +218,7 @@ def run_child(system: str, args: argparse.Namespace) -> Dict[str, Any]:
         if proc.returncode not in (0, None) and "error" not in out:
             out["error"] = f"child exit {proc.returncode}: {''.join(stderr_buf)[-500:]}"
     finally:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        kill_group(proc)
         rc.remove_workdir(tmp, keep=bool(out.get("error")))
     if out.get("error"):
         out["stderr_tail"] = "".join(stderr_buf)[-2000:]
@@ -236,12 +232,14 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=5.0, help="idle seconds before each reading")
     ap.add_argument("--quick", action="store_true", help="10k items, 1 s idle")
     ap.add_argument("--systems", default="swimraft,pysyncobj")
+    ap.add_argument("--child", choices=["swimraft", "pysyncobj"], help=argparse.SUPPRESS)
+    ap.add_argument("--data-dir", help=argparse.SUPPRESS)
+    # The options of raft_common.add_run_options, spelled out: a child must not import the
+    # harness (its modules would count in the child's RSS readings).
     ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
     ap.add_argument("--attempts", type=int, default=2,
                     help="runs per system when failure_detection.py or .ci/run ran during the measurement")
     ap.add_argument("--output", default="raft_memory.json")
-    ap.add_argument("--child", choices=["swimraft", "pysyncobj"], help=argparse.SUPPRESS)
-    ap.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.items, args.idle = 10_000, 1.0
@@ -257,16 +255,14 @@ def main() -> int:
     sys.path.insert(0, HERE)
     import raft_common as rc
     rc.install_sigterm()
-    data: Dict[str, Any] = {"benchmark": "raft_memory", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "argv": sys.argv, "versions": rc.versions(),
-                            "params": {"items": args.items, "idle_s": args.idle}, "results": {}}
-    for system in [s.strip() for s in args.systems.split(",") if s.strip()]:
+    data = rc.new_run("raft_memory", {"items": args.items, "idle_s": args.idle})
+
+    def run(system: str) -> Dict[str, Any]:
         rc.say(f"[memory] {system}: {args.items} items ...")
-        data["results"][system] = rc.measure_quietly(system, not args.no_wait, args.attempts,
-                                                     lambda: run_child(system, args))
-        rc.write_json(args.output, data)
-    data["swimraft_build_at_end"] = rc.swimraft_build()  # a reinstall during the run shows here
-    path = rc.write_json(args.output, data)
+        return run_child(system, args)
+
+    rc.measure_systems(data, args.systems, args, run)
+    path = rc.finish_run(data, args.output)
 
     def mb(res: Dict[str, Any], phase: str, key: str = "rss_kib") -> str:
         v = res.get("phases", {}).get(phase, {}).get(key)
@@ -282,10 +278,7 @@ def main() -> int:
         elif system == "pysyncobj" and "items" in after:
             pending = f'{after["items"]} (dict entries)'
         add_s = after.get("add_s")
-        m = res.get("machine") or {}
-        label = system + (" (SKEWED)" if m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile")
-                          else "")
-        rows.append([label, mb(res, "python"), mb(res, "imported"), mb(res, "idle"), mb(res, "after_items"),
+        rows.append([rc.skew_label(system, res), mb(res, "python"), mb(res, "imported"), mb(res, "idle"), mb(res, "after_items"),
                      mb(res, "after_items", "hwm_kib"), pending, "-" if add_s is None else f"{add_s:.1f}",
                      res.get("error", "")[:60]])
     print(f"\nMemory (RSS, MB = MiB) of one process running one node; {args.items:,} items added in batches of 100\n")

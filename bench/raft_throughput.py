@@ -84,10 +84,10 @@ class CpuWindow:
     def sample(self) -> Tuple[float, Dict[str, float]]:
         per: Dict[str, float] = {}
         for name, pid in self.pids().items():
-            c = rc.cpu_seconds(pid)
+            c = rc.process_cpu_seconds(pid)
             if c is not None:
                 per[name] = c
-        per["bench"] = rc.cpu_seconds(os.getpid()) or 0.0
+        per["bench"] = rc.process_cpu_seconds(os.getpid()) or 0.0
         return time.monotonic(), per
 
     def begin(self) -> None:
@@ -549,11 +549,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=64, help="concurrent asyncio clients of conc64 (swimraft)")
     ap.add_argument("--op-timeout", type=float, default=5.0)
     ap.add_argument("--placement-attempts", type=int, default=8)
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
-    ap.add_argument("--attempts", type=int, default=2,
-                    help="runs per system when failure_detection.py or .ci/run ran during the measurement")
-    ap.add_argument("--keep-logs", action="store_true")
-    ap.add_argument("--output", default="raft_throughput.json")
+    rc.add_run_options(ap, "raft_throughput.json")
     args = ap.parse_args()
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
@@ -564,9 +560,7 @@ def main() -> int:
     args.workloads_swimraft = [w for w in workloads if w in ("seq", "conc64", "locks")]
     args.workloads_pysyncobj = [w for w in workloads if w in PYSYNCOBJ_WORKLOADS]
     rc.install_sigterm()
-    data: Dict[str, Any] = {"benchmark": "raft_throughput", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "argv": sys.argv, "versions": rc.versions(),
-                            "params": {k: v for k, v in vars(args).items()}, "results": {}}
+    data = rc.new_run("raft_throughput", dict(vars(args)))
     procs = rc.Procs()
     host = rc.HostCpu()
 
@@ -585,20 +579,13 @@ def main() -> int:
         return holder[system]
 
     try:
-        for system in [s.strip() for s in args.systems.split(",") if s.strip()]:
-            data["results"][system] = rc.measure_quietly(system, not args.no_wait, args.attempts,
-                                                         lambda: run_one(system))
-            rc.write_json(args.output, data)
+        rc.measure_systems(data, args.systems, args, run_one)
     finally:
         procs.stop_all()
-    data["swimraft_build_at_end"] = rc.swimraft_build()  # a reinstall during the run shows here
-    data["host_busy_pct"] = host.busy_pct()
-    data["other_benchmark_at_end"] = rc.other_benchmark_running()
-    path = rc.write_json(args.output, data)
+    path = rc.finish_run(data, args.output, host)
     shown: Dict[str, Any] = {}
     for k, r in data["results"].items():
-        m = r.get("machine") or {}
-        label = k + (" (SKEWED)" if m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile") else "")
+        label = rc.skew_label(k, r)
         shown[label] = {p: v for p, v in r.items()
                         if isinstance(v, dict) and p not in ("SyncObjConf", "machine", "raft_timing")}
         if "error" in r:

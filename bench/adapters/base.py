@@ -247,19 +247,20 @@ def _group_pids(pid: int) -> list[int]:
     return out
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime+stime (seconds) of one process (all its threads), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_seconds(pid: int) -> float | None:
     """utime+stime (seconds) of a member process and its process group."""
-    total, seen = 0.0, False
-    tick = os.sysconf("SC_CLK_TCK")
-    for p in _group_pids(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            seen = True
-        except (OSError, ValueError, IndexError):
-            continue
-    return total if seen else None
+    times = [t for t in map(process_cpu_seconds, _group_pids(pid)) if t is not None]
+    return sum(times) if times else None
 
 
 def host_cpu_times() -> tuple[float, float]:
