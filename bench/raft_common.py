@@ -471,19 +471,13 @@ def voters_spec(ports: List[int]) -> str:
     return ",".join(f"v{i}=127.0.0.1:{p}" for i, p in enumerate(ports))
 
 
-def swimraft_agent_env(name: str, port: int, voters: str, data_dir: str, status_interval: float = 0.1,
-                       extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
-    env.update({
-        "RINGRIFT_NODE_ID": name, "RINGRIFT_SWIM_ENABLED": "false", "RINGRIFT_MEMBERSHIP_MODE": "http",
-        "RINGRIFT_RAFT_ENABLED": "true", "RINGRIFT_CONSENSUS_MODE": "raft",
-        "RINGRIFT_BIND_HOST": "127.0.0.1", "RINGRIFT_ADVERTISE_HOST": "127.0.0.1",
-        "RINGRIFT_RAFT_PORT": str(port), "RINGRIFT_RAFT_VOTERS": voters, "RINGRIFT_DATA_DIR": data_dir,
-        "RINGRIFT_CLUSTER_NAME": "bench", "RINGRIFT_PRESET": "lan",
-        "SWIMRAFT_AGENT_STATUS_INTERVAL": str(status_interval), "PYTHONUNBUFFERED": "1",
-    })
-    if extra:
-        env.update(extra)
+def swimraft_agent_env(name: str, port: int, voters: str, parent_dir: str,
+                       status_interval: float = 0.1) -> Dict[str, str]:
+    """A swimraft voter agent on 127.0.0.1 with its data in ``parent_dir/name``."""
+    from swimraft.agent import loopback_env  # imported late: after any wait for a quiet machine
+    env = loopback_env(name, data_dir=parent_dir, cluster_name="bench", preset="lan",
+                       status_interval=status_interval, raft_port=port, raft_voters=voters)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

@@ -151,7 +151,7 @@ class SwimraftCluster:
         for i, port in enumerate(ports):
             data = os.path.join(workdir, f"v{i}")
             os.makedirs(data, exist_ok=True)
-            env = rc.swimraft_agent_env(f"v{i}", port, self.voters, data)
+            env = rc.swimraft_agent_env(f"v{i}", port, self.voters, workdir)
             self.nodes.append(procs.add(rc.NodeProc(f"v{i}", [sys.executable, "-m", "swimraft.agent"], env,
                                                     workdir, on_line=hook)))
         self.writer: Optional[SwimraftWriter] = None

@@ -147,7 +147,7 @@ class SwimraftSetup:
             for i in range(first_agent, 3):
                 data = os.path.join(base, f"v{i}")
                 os.makedirs(data)
-                env = rc.swimraft_agent_env(f"v{i}", ports[i], voters, data)
+                env = rc.swimraft_agent_env(f"v{i}", ports[i], voters, base)
                 self.agents.append(self.procs.add(rc.NodeProc(f"v{i}", [sys.executable, "-m", "swimraft.agent"],
                                                               env, base, on_line=hook)))
             if self.placement == "client":

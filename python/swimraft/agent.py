@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from .coordinator import HybridCoordinator
 from .errors import SwimraftError
@@ -35,10 +35,14 @@ def loopback_env(
     cluster_name: str = "swimraft-local",
     preset: str = "lan",
     status_interval: float = 1.0,
+    raft_port: int = 0,
+    raft_voters: Optional[str] = None,
 ) -> Dict[str, str]:
-    """The environment of an agent process that runs SWIM bound to and advertising 127.0.0.1
-    only: the current environment without any ``RINGRIFT_*`` variable, plus this node's.
-    Used by ``swimraft demo`` and the multi-process tests."""
+    """The environment of an agent process bound to and advertising 127.0.0.1 only: the
+    current environment without any ``RINGRIFT_*`` variable, plus this node's. The node runs
+    SWIM; with ``raft_voters`` (``id=host:port,...``) it runs Raft on ``raft_port`` instead
+    (SWIM off, membership from the heartbeat view). Data lives in ``data_dir/node_id``. Used by
+    ``swimraft demo``, the multi-process tests and the benchmarks."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")}
     env.update(
         RINGRIFT_NODE_ID=node_id,
@@ -47,13 +51,21 @@ def loopback_env(
         RINGRIFT_BIND_HOST="127.0.0.1",
         RINGRIFT_ADVERTISE_HOST="127.0.0.1",
         RINGRIFT_SWIM_PORT=str(swim_port),
-        RINGRIFT_RAFT_PORT="0",
+        RINGRIFT_RAFT_PORT=str(raft_port),
         RINGRIFT_SWIM_SEEDS=seeds,
         RINGRIFT_CLUSTER_NAME=cluster_name,
         RINGRIFT_PRESET=preset,
         RINGRIFT_DATA_DIR=os.path.join(data_dir, node_id),
         SWIMRAFT_AGENT_STATUS_INTERVAL=str(status_interval),
     )
+    if raft_voters is not None:
+        env.update(
+            RINGRIFT_SWIM_ENABLED="false",
+            RINGRIFT_MEMBERSHIP_MODE="http",
+            RINGRIFT_RAFT_ENABLED="true",
+            RINGRIFT_CONSENSUS_MODE="raft",
+            RINGRIFT_RAFT_VOTERS=raft_voters,
+        )
     return env
 
 

@@ -66,9 +66,11 @@ class Cluster:
         self.everything: List[subprocess.Popen] = []
 
     def start(self, node_id: str, port: int = 0, seeds: str = "", preset: str = "lan",
-              extra_env: Optional[Dict[str, str]] = None) -> Agent:
+              extra_env: Optional[Dict[str, str]] = None, raft_port: int = 0,
+              raft_voters: Optional[str] = None) -> Agent:
         env = loopback_env(node_id, data_dir=str(self.tmp_path), swim_port=port, seeds=seeds,
-                           cluster_name="cluster-test", preset=preset, status_interval=0.25)
+                           cluster_name="cluster-test", preset=preset, status_interval=0.25,
+                           raft_port=raft_port, raft_voters=raft_voters)
         env.update(extra_env or {})
         proc = subprocess.Popen(
             [sys.executable, "-m", "swimraft.agent"],

@@ -5,7 +5,6 @@ its data directory and catches up; no work item is ever claimed twice."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -21,17 +20,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def raft_env(port: int, voters: str) -> dict:
-    return {
-        "RINGRIFT_SWIM_ENABLED": "false",
-        "RINGRIFT_MEMBERSHIP_MODE": "http",
-        "RINGRIFT_RAFT_ENABLED": "true",
-        "RINGRIFT_CONSENSUS_MODE": "raft",
-        "RINGRIFT_RAFT_PORT": str(port),
-        "RINGRIFT_RAFT_VOTERS": voters,
-    }
 
 
 def raft_of(agent):
@@ -61,7 +49,7 @@ async def test_kill9_loses_no_acknowledged_write(cluster, tmp_path, victim_role)
     ports = {n: free_port() for n in names}
     voters = ",".join(f"{n}=127.0.0.1:{ports[n]}" for n in names)
     for n in names:
-        cluster.start(n, extra_env=raft_env(ports[n], voters))
+        cluster.start(n, raft_port=ports[n], raft_voters=voters)
     cluster.wait(lambda: leader_name(cluster) is not None, 20, "a leader")
 
     client = swimraft.HybridCoordinator(config=swimraft.Config(
@@ -104,7 +92,7 @@ async def test_kill9_loses_no_acknowledged_write(cluster, tmp_path, victim_role)
         assert client.get_status()["raft"]["leader_id"] == leader_name(cluster)
 
         # Restart the killed node from its data directory; it catches up.
-        cluster.start(victim, extra_env=raft_env(ports[victim], voters))
+        cluster.start(victim, raft_port=ports[victim], raft_voters=voters)
         target = max(raft_of(cluster.agents[n])["applied_index"] for n in survivors)
         cluster.wait(lambda: (raft_of(cluster.agents[victim]) or {}).get("applied_index", 0) >= target, 30,
                      f"{victim} to catch up to index {target}")
