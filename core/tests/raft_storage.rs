@@ -7,6 +7,7 @@ use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{blank_ent, log_id, membership_ent, StoreBuilder, Suite};
 use openraft::{AnyError, EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
 use serde_json::json;
+use swimraft_core::consensus::raft::durability::Durability;
 use swimraft_core::consensus::raft::log_store::LogStore;
 use swimraft_core::consensus::raft::node_id::NodeId;
 use swimraft_core::consensus::raft::state_store::{StateStore, SNAPSHOT_DIR, STATE_DB_FILE};
@@ -275,6 +276,48 @@ async fn an_entry_of_many_writes_applies_each_in_order() {
         ]
     );
     assert_eq!(sm.applied_log_id(), Some(log_id(1, node(1), 2)));
+}
+
+/// With a leader's early-acknowledged log (see `durability.rs`), an entry is applied only once
+/// the log holds it on disk; a failed log write fails the apply (openraft then stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_waits_until_the_log_holds_the_entries_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let durability = Durability::new(Some(log_id(1, node(1), 1)));
+    let mut sm = StateStore::open(&raft_dir(&dir))
+        .await
+        .unwrap()
+        .apply_after(durability.clone());
+    let reader = sm.reader();
+    let entries = workload();
+    let last = entries.last().unwrap().log_id;
+    let apply = tokio::spawn(async move {
+        let results = sm.apply(entries).await;
+        (sm, results)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!apply.is_finished(), "entries 2..=7 are not durable yet");
+    let applied = reader
+        .read(swimraft_core::state::queries::last_applied_index)
+        .await
+        .unwrap();
+    assert_eq!(applied, None, "nothing applied while waiting");
+    durability.set_last(Some(last));
+    let (mut sm, results) = tokio::time::timeout(std::time::Duration::from_secs(10), apply)
+        .await
+        .expect("applied once durable")
+        .unwrap();
+    assert_eq!(results.unwrap().len(), 7);
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(last));
+
+    // A write that can never become durable fails the apply instead of waiting forever.
+    durability.fail("disk full");
+    let err = sm
+        .apply(vec![blank_ent::<TypeConfig>(3, node(1), 8)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(last));
 }
 
 fn snapshot_files(raft: &Path) -> Vec<String> {

@@ -15,7 +15,11 @@
 //! **Durability.** The writer connection runs in WAL mode with `synchronous=FULL`, so a
 //! `COMMIT` returns only after the WAL is fsynced. openraft is told that an entry is persisted
 //! (the [`LogFlushed`] callback) and a vote, truncation or purge returns only after the
-//! transaction carrying it has committed. Nothing is acknowledged from memory.
+//! transaction carrying it has committed. One exception, when enabled with
+//! [`LogStore::overlap_leader_fsync`]: a leader's own appends are acknowledged when queued, so
+//! openraft replicates them while they are being fsynced; [`super::durability`] explains the
+//! two rules that keep this safe. The writer publishes the durable end of the log there after
+//! every commit.
 //!
 //! **Order.** openraft requires that log and vote writes reach the disk in the order they were
 //! issued. All of them (vote, append, truncate, purge and the optional committed id) go through
@@ -61,6 +65,7 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, S
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::durability::Durability;
 use super::node_id::NodeId;
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::error::{Error, ErrorKind};
@@ -152,6 +157,10 @@ enum Done {
     Flushed(LogFlushed<TypeConfig>),
     /// A waiting `save_vote` / `truncate` / `purge`.
     Reply(oneshot::Sender<Result<(), String>>),
+    /// Nothing to tell: openraft was told when the entries were queued (a leader's own
+    /// append, see [`super::durability`]). A failure reaches openraft through the
+    /// [`Durability`] handle instead.
+    Early,
     /// A plain callback (tests observe the acknowledgement order with it).
     #[cfg_attr(not(test), allow(dead_code))]
     Hook(Box<dyn FnOnce(Result<(), String>) + Send>),
@@ -166,6 +175,7 @@ impl Done {
                 let _ = tx.send(result);
             }
             Done::Hook(hook) => hook(result),
+            Done::Early => {}
         }
     }
 }
@@ -190,6 +200,7 @@ enum Op {
     },
     Purge {
         upto: i64,
+        log_id: LogId,
         json: String,
         done: Done,
     },
@@ -255,6 +266,8 @@ struct Shared {
     readers: Mutex<Vec<Connection>>,
     /// Write transactions committed so far (each is one fsync of the WAL).
     flushes: AtomicU64,
+    /// The durable end of the log, published after every commit.
+    durability: Durability,
 }
 
 /// The in-memory view: the unflushed tail plus the small pieces of state openraft asks for.
@@ -444,34 +457,75 @@ fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Applies a batch in queue order inside one transaction and commits it (one fsync).
-fn write_batch(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// The last entry below `index` as the open transaction sees it (after a truncation), or the
+/// last purged id when none is left.
+fn last_below(conn: &Connection, index: i64) -> Result<Option<LogId>, String> {
+    let json: Option<String> = conn
+        .prepare_cached(
+            "SELECT entry FROM log WHERE log_index < ?1 ORDER BY log_index DESC LIMIT 1",
+        )
+        .and_then(|mut stmt| stmt.query_row([index], |row| row.get(0)).optional())
+        .map_err(|e| e.to_string())?;
+    match json {
+        Some(json) => parse_entry(&json).map(|entry| Some(entry.log_id)),
+        None => match meta_json::<Option<LogId>>(conn, KEY_PURGED) {
+            Ok(purged) => Ok(purged.flatten()),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+/// Applies a batch in queue order inside one transaction and commits it (one fsync). Returns
+/// the durable end of the log after the commit, starting from `durable` before it.
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[Op],
+    mut durable: Option<LogId>,
+) -> Result<Option<LogId>, String> {
+    let sql = |e: rusqlite::Error| e.to_string();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
     for op in batch {
         match op {
-            Op::Append { rows, .. } => {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO log (log_index, term, entry) VALUES (?1, ?2, ?3)",
-                )?;
+            Op::Append { rows, log_ids, .. } => {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO log (log_index, term, entry) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(sql)?;
                 for row in rows {
-                    stmt.execute(params![row.index, row.term, row.json])?;
+                    stmt.execute(params![row.index, row.term, row.json])
+                        .map_err(sql)?;
+                }
+                if let Some(last) = log_ids.last() {
+                    durable = Some(*last);
                 }
             }
-            Op::SaveVote { json, .. } => set_meta(&tx, KEY_VOTE, json)?,
-            Op::SaveCommitted { json } => set_meta(&tx, KEY_COMMITTED, json)?,
+            Op::SaveVote { json, .. } => set_meta(&tx, KEY_VOTE, json).map_err(sql)?,
+            Op::SaveCommitted { json } => set_meta(&tx, KEY_COMMITTED, json).map_err(sql)?,
             Op::Truncate { since, .. } => {
-                tx.prepare_cached("DELETE FROM log WHERE log_index >= ?1")?
-                    .execute([since])?;
+                tx.prepare_cached("DELETE FROM log WHERE log_index >= ?1")
+                    .and_then(|mut stmt| stmt.execute([since]))
+                    .map_err(sql)?;
+                if durable.is_some_and(|d| clamp_i64(d.index) >= *since) {
+                    durable = last_below(&tx, *since)?;
+                }
             }
-            Op::Purge { upto, json, .. } => {
-                tx.prepare_cached("DELETE FROM log WHERE log_index <= ?1")?
-                    .execute([upto])?;
-                set_meta(&tx, KEY_PURGED, json)?;
+            Op::Purge {
+                upto, log_id, json, ..
+            } => {
+                tx.prepare_cached("DELETE FROM log WHERE log_index <= ?1")
+                    .and_then(|mut stmt| stmt.execute([upto]))
+                    .map_err(sql)?;
+                set_meta(&tx, KEY_PURGED, json).map_err(sql)?;
+                durable = durable.max(Some(*log_id));
             }
             Op::Exclusive(_) => {}
         }
     }
-    tx.commit()
+    tx.commit().map_err(sql)?;
+    Ok(durable)
 }
 
 /// The writer thread: drain, write, commit, forget the flushed tail, acknowledge in order.
@@ -487,7 +541,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
                 // Every sender is gone: the store was dropped and the queue is empty.
                 Err(mpsc::RecvError) => {
                     if let (Some(committed), None) = (deferred_committed.take(), &failed) {
-                        let _ = write_batch(&mut conn, &[committed]);
+                        let _ = write_batch(&mut conn, &[committed], shared.durability.last());
                     }
                     break;
                 }
@@ -522,20 +576,25 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
         }
         let result = match &failed {
             Some(msg) => Err(msg.clone()),
-            None => write_batch(&mut conn, &batch).map_err(|e| format!("log.db write failed: {e}")),
+            None => write_batch(&mut conn, &batch, shared.durability.last())
+                .map_err(|e| format!("log.db write failed: {e}")),
         };
-        match &result {
-            Ok(()) => {
+        let result = match result {
+            Ok(durable) => {
                 shared.flushes.fetch_add(1, Ordering::SeqCst);
                 shared.forget_flushed(&batch);
+                shared.durability.set_last(durable);
+                Ok(())
             }
             Err(msg) => {
                 if failed.is_none() {
                     tracing::error!(error = %msg, "raft log writer failed; later writes are refused");
+                    shared.durability.fail(&msg);
                     failed = Some(msg.clone());
                 }
+                Err(msg)
             }
-        }
+        };
         for op in batch {
             op.complete(result.clone());
         }
@@ -547,6 +606,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
 pub struct LogStore {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Op>,
+    /// This node's id when its own appends as leader are acknowledged on queueing (see
+    /// [`LogStore::overlap_leader_fsync`]).
+    overlap_as: Option<NodeId>,
 }
 
 /// A cloneable reader of the log (openraft hands one to every replication stream). Sees
@@ -572,18 +634,50 @@ impl LogStore {
         let path = dir.join(LOG_DB_FILE);
         let conn = open_writer(&path)?;
         let mem = load(&conn)?;
+        let durability = Durability::new(mem.last_log_id);
         let shared = Arc::new(Shared {
             path,
             mem: Mutex::new(mem),
             readers: Mutex::new(Vec::new()),
             flushes: AtomicU64::new(0),
+            durability,
         });
         let (tx, rx) = mpsc::channel();
         let writer_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("raft-log-writer".to_string())
             .spawn(move || writer_loop(conn, rx, writer_shared))?;
-        Ok(LogStore { shared, tx })
+        Ok(LogStore {
+            shared,
+            tx,
+            overlap_as: None,
+        })
+    }
+
+    /// Lets the leader's fsync of its own entries run beside the replication (Raft thesis
+    /// §10.2.1): while the stored vote is `me`'s committed vote, `append` tells openraft the
+    /// entries are persisted as soon as they are queued. Only sound together with the two
+    /// rules of [`super::durability`]: the state machine waits for [`LogStore::durability`]
+    /// before applying, and the network clamps the commit index it sends to followers.
+    pub fn overlap_leader_fsync(mut self, me: NodeId) -> LogStore {
+        self.overlap_as = Some(me);
+        self
+    }
+
+    /// The durable end of this log (see [`super::durability`]).
+    pub fn durability(&self) -> Durability {
+        self.shared.durability.clone()
+    }
+
+    /// True when an append now is this node's own, as leader, and may be acknowledged before
+    /// its fsync (see [`LogStore::overlap_leader_fsync`]).
+    fn acks_on_queueing(&self) -> bool {
+        let Some(me) = self.overlap_as else {
+            return false;
+        };
+        let mem = lock(&self.shared.mem);
+        mem.vote
+            .is_some_and(|v| v.is_committed() && v.leader_id().voted_for() == Some(me))
     }
 
     /// Path of `log.db`.
@@ -783,8 +877,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.enqueue_append(entries, Done::Flushed(callback))
-            .map_err(write_logs_error)
+        if !self.acks_on_queueing() {
+            return self
+                .enqueue_append(entries, Done::Flushed(callback))
+                .map_err(write_logs_error);
+        }
+        if let Some(msg) = self.shared.durability.failed() {
+            return Err(write_logs_error(msg));
+        }
+        self.enqueue_append(entries, Done::Early)
+            .map_err(write_logs_error)?;
+        callback.log_io_completed(Ok(()));
+        Ok(())
     }
 
     /// Deletes entries with index `>= log_id.index`; returns after the commit.
@@ -818,9 +922,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let delete_error = |e: String| io_error(ErrorSubject::Logs, ErrorVerb::Delete, e);
         let upto = to_i64(log_id.index).map_err(delete_error)?;
         let json = serde_json::to_string(&Some(log_id)).map_err(|e| delete_error(e.to_string()))?;
-        self.submit_and_wait(|done| Op::Purge { upto, json, done })
-            .await
-            .map_err(delete_error)?;
+        self.submit_and_wait(|done| Op::Purge {
+            upto,
+            log_id,
+            json,
+            done,
+        })
+        .await
+        .map_err(delete_error)?;
         let mut mem = lock(&self.shared.mem);
         let kept = mem.unflushed.split_off(&log_id.index.saturating_add(1));
         mem.unflushed = kept;
@@ -1110,5 +1219,88 @@ mod tests {
         assert!(rx.recv().unwrap().is_err());
         // The vote table is intact, but the writer refuses anything after a lost write.
         assert!(store.save_vote(&Vote::new(1, node())).await.is_err());
+        // The durability handle carries the failure to the state machine's wait.
+        assert!(store.durability().failed().is_some());
+        assert!(store.durability().wait_for(1).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_a_leaders_own_appends_are_acked_on_queueing() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = NodeId::from(2u64);
+        let mut plain = LogStore::open(&dir.path().join("plain")).await.unwrap();
+        plain
+            .save_vote(&Vote::new_committed(1, node()))
+            .await
+            .unwrap();
+        assert!(!plain.acks_on_queueing(), "not enabled");
+
+        let mut store = LogStore::open(&dir.path().join("overlap"))
+            .await
+            .unwrap()
+            .overlap_leader_fsync(node());
+        assert!(!store.acks_on_queueing(), "no vote yet");
+        store.save_vote(&Vote::new(1, node())).await.unwrap();
+        assert!(!store.acks_on_queueing(), "a candidate is not a leader");
+        store
+            .save_vote(&Vote::new_committed(1, node()))
+            .await
+            .unwrap();
+        assert!(store.acks_on_queueing(), "leader of term 1");
+        store
+            .save_vote(&Vote::new_committed(2, other))
+            .await
+            .unwrap();
+        assert!(!store.acks_on_queueing(), "a follower of node 2");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn durability_follows_commits_truncation_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).await.unwrap();
+        let durability = store.durability();
+        assert_eq!(durability.last(), None);
+        let release = pause_writer(&store);
+        let entries: Vec<Entry> = (1..=5)
+            .map(|i| blank_ent::<TypeConfig>(1, node(), i))
+            .collect();
+        store.enqueue_append(entries, Done::Early).unwrap();
+        let waiter = tokio::spawn({
+            let durability = durability.clone();
+            async move { durability.wait_for(5).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "queued is not durable");
+        assert_eq!(durability.last(), None);
+        release.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("durable after the commit")
+            .unwrap()
+            .unwrap();
+        assert_eq!(durability.last(), Some(log_id(1, node(), 5)));
+
+        // A truncation moves the durable end back to the last entry left.
+        store.truncate(log_id(1, node(), 4)).await.unwrap();
+        assert_eq!(durability.last(), Some(log_id(1, node(), 3)));
+        store.purge(log_id(1, node(), 2)).await.unwrap();
+        assert_eq!(durability.last(), Some(log_id(1, node(), 3)));
+        // Truncating everything that is left falls back to the purged id.
+        store.truncate(log_id(1, node(), 3)).await.unwrap();
+        assert_eq!(durability.last(), Some(log_id(1, node(), 2)));
+        let (tx, rx) = channel();
+        store
+            .enqueue_append(
+                vec![blank_ent::<TypeConfig>(2, node(), 3)],
+                Done::Hook(Box::new(move |r| tx.send(r).unwrap())),
+            )
+            .unwrap();
+        assert!(rx.recv().unwrap().is_ok());
+        assert_eq!(durability.last(), Some(log_id(2, node(), 3)));
+        drop(store);
+
+        // After a restart the whole log on disk is durable.
+        let store = LogStore::open(dir.path()).await.unwrap();
+        assert_eq!(store.durability().last(), Some(log_id(2, node(), 3)));
     }
 }

@@ -8,9 +8,11 @@
 //! * [`server`]: inbound RPCs and forwarded client requests.
 //! * [`proposer`]: the leader's write batcher (many writes per log entry).
 //! * [`split_vote`]: re-campaigns after a failed round with a fresh random delay.
-//! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack).
+//! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack, except
+//!   a leader's own entries: [`durability`] says why that is safe).
 //! * [`state_store`]: the state machine on SQLite; [`snapshot`]: its snapshot files.
 
+pub mod durability;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -2,6 +2,7 @@
 //! peer address, shared with client-request forwarding so a follower and its leader keep one
 //! connection.
 
+use super::durability::Durability;
 use super::node_id::NodeId;
 use super::rpc::{decode, encode, Request, Response};
 use super::split_vote::Outranked;
@@ -80,12 +81,19 @@ pub enum CallError {
 pub struct NetworkFactory {
     peers: Peers,
     outranked: Outranked,
+    durability: Durability,
 }
 
 impl NetworkFactory {
-    /// A factory using `peers`; refusals for a longer log are reported to `outranked`.
-    pub fn new(peers: Peers, outranked: Outranked) -> Self {
-        NetworkFactory { peers, outranked }
+    /// A factory using `peers`; refusals for a longer log are reported to `outranked`; the
+    /// commit index sent to followers never passes `durability`, this node's durable log end
+    /// (rule 2 of [`super::durability`]).
+    pub fn new(peers: Peers, outranked: Outranked, durability: Durability) -> Self {
+        NetworkFactory {
+            peers,
+            outranked,
+            durability,
+        }
     }
 }
 
@@ -97,6 +105,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             client: self.peers.client(&node.addr),
             outranked: self.outranked.clone(),
+            durability: self.durability.clone(),
         }
     }
 }
@@ -106,6 +115,7 @@ pub struct PeerNetwork {
     target: NodeId,
     client: RpcClient,
     outranked: Outranked,
+    durability: Durability,
 }
 
 type NetResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, RaftPeer, E>>;
@@ -167,9 +177,10 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> NetResult<AppendEntriesResponse<NodeId>> {
+        rpc.leader_commit = self.durability.clamp_commit(rpc.leader_commit);
         match self
             .send(
                 RPCTypes::AppendEntries,

@@ -194,8 +194,13 @@ impl RaftNode {
             voters.push((id, address.clone()));
         }
         let dir = cfg.data_dir.join("raft");
-        let log_store = LogStore::open(&dir).await?;
-        let state = StateStore::open(&dir).await?;
+        // The leader's fsync runs beside the replication; `durability` carries the two rules
+        // that keep that safe (see `durability.rs`).
+        let log_store = LogStore::open(&dir).await?.overlap_leader_fsync(id);
+        let durability = log_store.durability();
+        let state = StateStore::open(&dir)
+            .await?
+            .apply_after(durability.clone());
         let reader = state.reader();
         let raft_config = openraft::Config {
             cluster_name: cfg.cluster_name.clone(),
@@ -213,7 +218,7 @@ impl RaftNode {
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
-            NetworkFactory::new(peers.clone(), outranked.clone()),
+            NetworkFactory::new(peers.clone(), outranked.clone(), durability),
             log_store,
             state,
         )

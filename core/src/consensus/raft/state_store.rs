@@ -41,6 +41,7 @@ use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, Storag
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use super::durability::Durability;
 use super::snapshot::{install_into, SnapshotDir, SnapshotMeta, StoredSnapshot};
 use super::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 use crate::error::{Error, ErrorKind};
@@ -229,6 +230,9 @@ impl Shared {
 /// `<raft dir>/snapshots/`. See the module docs.
 pub struct StateStore {
     shared: Arc<Shared>,
+    /// When set, entries are applied only once the log holds them on disk (rule 1 of
+    /// [`super::durability`]).
+    durability: Option<Durability>,
 }
 
 /// Runs read queries on the state database beside the Raft node's writes. Cloneable; each
@@ -283,7 +287,15 @@ impl StateStore {
                 snapshot_lock: tokio::sync::Mutex::new(()),
                 current: Mutex::new(current),
             }),
+            durability: None,
         })
+    }
+
+    /// Applies an entry only once `durability` says the log holds it on disk, as a log store
+    /// that acknowledges a leader's appends early requires (see [`super::durability`]).
+    pub fn apply_after(mut self, durability: Durability) -> StateStore {
+        self.durability = Some(durability);
+        self
     }
 
     /// Path of `state.db`.
@@ -381,8 +393,14 @@ impl RaftStateMachine<TypeConfig> for StateStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        if entries.is_empty() {
+        let Some(last) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
+        };
+        if let Some(durability) = &self.durability {
+            durability
+                .wait_for(last.index)
+                .await
+                .map_err(|e| StorageError::from(StorageIOError::apply(last, AnyError::error(e))))?;
         }
         // Inline, not on a blocking thread: a batch's transaction is short (no fsync with
         // `synchronous=NORMAL`), and two thread hand-offs per batch cost more CPU than the apply.
