@@ -5,7 +5,7 @@ mod state_support;
 
 use state_support::*;
 use swimraft_core::error::ErrorKind;
-use swimraft_core::state::session::SESSION_TTL_US;
+use swimraft_core::state::session::{SESSION_TTL_US, WATERMARK_REFRESH_US};
 use swimraft_core::state::{
     apply, apply_batch, queries, Command, CommandResult, Envelope, RejectKind,
 };
@@ -214,6 +214,63 @@ fn sessions_expire_after_an_hour_of_log_time() {
     // The forgotten retry is applied anew (and now finds a duplicate).
     let r = db.apply(&env);
     assert_rejected(&r, RejectKind::InvalidArgument);
+}
+
+/// A watermark that does not move is rewritten at most every `WATERMARK_REFRESH_US`, yet it
+/// never expires before `SESSION_TTL_US` after the client's last write: a late duplicate is
+/// refused for the whole hour.
+#[test]
+fn an_unmoved_watermark_is_refreshed_lazily_but_never_expires_early() {
+    let mut db = Db::memory();
+    let watermark = |db: &Db| -> Option<(i64, i64)> {
+        db.conn
+            .query_row(
+                "SELECT low, updated_us FROM client_watermarks WHERE client_id = 'c'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+    };
+    // Write 1 answered; then writes 2, 3, 4 with write 2 still unanswered (watermark 2).
+    let env = |seq: u64, first_unacked: u64, now: i64| Envelope {
+        first_unacked,
+        ..Envelope::with_session("c", seq, now, Command::Noop)
+    };
+    db.apply(&env(1, 1, T0));
+    db.apply(&env(2, 2, T0));
+    assert_eq!(
+        watermark(&db),
+        Some((2, T0)),
+        "a rising watermark is written"
+    );
+    let half = WATERMARK_REFRESH_US / 2;
+    db.apply(&env(3, 2, T0 + half));
+    assert_eq!(
+        watermark(&db),
+        Some((2, T0)),
+        "unchanged and fresh: not rewritten"
+    );
+    let last_write = T0 + WATERMARK_REFRESH_US;
+    db.apply(&env(4, 2, last_write));
+    assert_eq!(
+        watermark(&db),
+        Some((2, last_write)),
+        "refreshed after the interval"
+    );
+
+    // One hour after the last write, the write acknowledged before the watermark is still
+    // refused (its session row is gone, the watermark is not).
+    db.apply(&Envelope::new(last_write + SESSION_TTL_US, Command::Noop));
+    assert_rejected(
+        &db.apply(&env(1, 1, last_write + SESSION_TTL_US)),
+        RejectKind::InvalidArgument,
+    );
+    // Past the hour and the refresh slack, the client is forgotten entirely.
+    db.apply(&Envelope::new(
+        last_write + SESSION_TTL_US + WATERMARK_REFRESH_US + 1,
+        Command::Noop,
+    ));
+    assert_eq!(watermark(&db), None);
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn apply_write(conn: &Connection, ctx: &Ctx, env: &Envelope) -> rusqlite::Result
     }
     match session::check(conn, &env.client_id, env.seq)? {
         SessionCheck::Repeat(result) | SessionCheck::Stale(result) => Ok(result),
-        SessionCheck::Fresh => {
+        SessionCheck::Fresh(watermark) => {
             let result = dispatch(conn, ctx, &env.command)?;
             session::record(
                 conn,
@@ -99,6 +99,7 @@ fn apply_write(conn: &Connection, ctx: &Ctx, env: &Envelope) -> rusqlite::Result
                 env.first_unacked,
                 &result,
                 ctx.now_us,
+                watermark,
             )?;
             Ok(result)
         }

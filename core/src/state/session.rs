@@ -9,7 +9,7 @@
 //! was answered already and is refused as stale. Sessions expire by the log's clock, so every
 //! replica expires the same sessions at the same entry.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::command::{CommandResult, RejectKind};
 use crate::store::json;
@@ -18,11 +18,24 @@ use crate::store::json;
 /// new write.
 pub const SESSION_TTL_US: i64 = 3_600_000_000;
 
+/// A client's watermark row refreshes its `updated_us` at most this often (log time) while the
+/// watermark itself does not move, so a busy client does not rewrite the row (and its index
+/// entry) on every write. Watermarks therefore expire this much later than
+/// [`SESSION_TTL_US`] after the client's last write, never earlier.
+pub const WATERMARK_REFRESH_US: i64 = 1_000_000;
+
+/// A client's watermark row as [`check`] found it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Watermark {
+    low: i64,
+    updated_us: i64,
+}
+
 /// What the session table says about an incoming `(client_id, seq)`.
 #[derive(Debug)]
 pub(crate) enum SessionCheck {
-    /// Not seen yet: apply it and [`record`] the result.
-    Fresh,
+    /// Not seen yet: apply it and [`record`] the result (with the watermark found, if any).
+    Fresh(Option<Watermark>),
     /// A write already applied, repeated: answer with its result, apply nothing.
     Repeat(CommandResult),
     /// Below the client's watermark: it was answered and forgotten; refuse.
@@ -35,7 +48,7 @@ pub(crate) fn expire(conn: &Connection, now_us: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM client_sessions WHERE updated_us < ?1")?
         .execute([cutoff])?;
     conn.prepare_cached("DELETE FROM client_watermarks WHERE updated_us < ?1")?
-        .execute([cutoff])?;
+        .execute([cutoff.saturating_sub(WATERMARK_REFRESH_US)])?;
     Ok(())
 }
 
@@ -56,30 +69,42 @@ pub(crate) fn check(
         // SQLite integers are signed; such a sequence number can only come from a broken client.
         return Ok(stale_range(seq));
     };
-    let cached: Option<String> = conn
-        .prepare_cached("SELECT result FROM client_sessions WHERE client_id = ?1 AND seq = ?2")?
-        .query_row(rusqlite::params![client_id, signed], |row| row.get(0))
-        .optional()?;
+    // One statement: the remembered answer (if any) and the client's watermark row.
+    let (cached, watermark): (Option<String>, Option<Watermark>) = conn
+        .prepare_cached(
+            "SELECT s.result, w.low, w.updated_us FROM (SELECT 1)
+             LEFT JOIN client_sessions s ON s.client_id = ?1 AND s.seq = ?2
+             LEFT JOIN client_watermarks w ON w.client_id = ?1",
+        )?
+        .query_row(rusqlite::params![client_id, signed], |row| {
+            let low: Option<i64> = row.get(1)?;
+            let updated_us: Option<i64> = row.get(2)?;
+            Ok((
+                row.get(0)?,
+                low.zip(updated_us)
+                    .map(|(low, updated_us)| Watermark { low, updated_us }),
+            ))
+        })?;
     if let Some(result) = cached {
         return Ok(SessionCheck::Repeat(json::from_text(0, &result)?));
     }
-    let low: Option<i64> = conn
-        .prepare_cached("SELECT low FROM client_watermarks WHERE client_id = ?1")?
-        .query_row([client_id], |row| row.get(0))
-        .optional()?;
-    Ok(match low {
-        Some(low) if signed < low => SessionCheck::Stale(CommandResult::rejected(
-            RejectKind::InvalidArgument,
-            format!(
-                "stale sequence: {seq} of client {client_id:?} was answered already (watermark {low})"
-            ),
-        )),
-        _ => SessionCheck::Fresh,
+    Ok(match watermark {
+        Some(Watermark { low, .. }) if signed < low => {
+            SessionCheck::Stale(CommandResult::rejected(
+                RejectKind::InvalidArgument,
+                format!(
+                    "stale sequence: {seq} of client {client_id:?} was answered already (watermark {low})"
+                ),
+            ))
+        }
+        found => SessionCheck::Fresh(found),
     })
 }
 
 /// Remembers `result` as the answer to `(client_id, seq)`, forgets the answers below
-/// `first_unacked` and raises the client's watermark to it.
+/// `first_unacked` and raises the client's watermark to it. `found` is the watermark row
+/// [`check`] saw: answers below it are gone already, and an unchanged watermark is rewritten
+/// only every [`WATERMARK_REFRESH_US`].
 pub(crate) fn record(
     conn: &Connection,
     client_id: &str,
@@ -87,6 +112,7 @@ pub(crate) fn record(
     first_unacked: u64,
     result: &CommandResult,
     now_us: i64,
+    found: Option<Watermark>,
 ) -> rusqlite::Result<()> {
     let to_i64 =
         |v: u64| i64::try_from(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
@@ -104,13 +130,20 @@ pub(crate) fn record(
         json::to_text(result)?,
         now_us
     ])?;
-    conn.prepare_cached("DELETE FROM client_sessions WHERE client_id = ?1 AND seq < ?2")?
-        .execute(rusqlite::params![client_id, low])?;
-    conn.prepare_cached(
-        "INSERT INTO client_watermarks (client_id, low, updated_us) VALUES (?1, ?2, ?3)
-         ON CONFLICT(client_id) DO UPDATE SET low = MAX(low, excluded.low),
-             updated_us = excluded.updated_us",
-    )?
-    .execute(rusqlite::params![client_id, low, now_us])?;
+    let rises = found.is_none_or(|w| low > w.low);
+    if rises {
+        conn.prepare_cached("DELETE FROM client_sessions WHERE client_id = ?1 AND seq < ?2")?
+            .execute(rusqlite::params![client_id, low])?;
+    }
+    let stale_row =
+        found.is_none_or(|w| now_us.saturating_sub(w.updated_us) >= WATERMARK_REFRESH_US);
+    if rises || stale_row {
+        conn.prepare_cached(
+            "INSERT INTO client_watermarks (client_id, low, updated_us) VALUES (?1, ?2, ?3)
+             ON CONFLICT(client_id) DO UPDATE SET low = MAX(low, excluded.low),
+                 updated_us = excluded.updated_us",
+        )?
+        .execute(rusqlite::params![client_id, low, now_us])?;
+    }
     Ok(())
 }
