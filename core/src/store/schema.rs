@@ -137,6 +137,7 @@ pub const STATEMENT_CACHE: usize = 128;
 
 fn configure(conn: &Connection, wal: bool) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    super::stable_plans(conn).map_err(storage_error)?;
     if wal {
         // `journal_mode` answers with the mode now in force; WAL can be refused (e.g. on some
         // network file systems), and running without it would change durability, so a refusal

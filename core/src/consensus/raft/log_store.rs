@@ -369,6 +369,7 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    crate::store::stable_plans(&conn)?;
     // Replication reads come from memory; these connections only serve lagging followers.
     conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     Ok(conn)
@@ -391,6 +392,7 @@ fn open_writer(path: &Path) -> crate::Result<Connection> {
         // The writer only appends and deletes: a small page cache is enough.
         .and_then(|()| conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB))
         .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
+        .and_then(|()| crate::store::stable_plans(&conn))
         .and_then(|()| conn.execute_batch(SCHEMA))
         .map_err(storage_error)?;
     Ok(conn)

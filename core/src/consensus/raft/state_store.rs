@@ -105,6 +105,7 @@ fn open_reader(path: &Path) -> crate::Result<Connection> {
     )
     .map_err(storage_error)?;
     conn.set_prepared_statement_cache_capacity(crate::store::schema::STATEMENT_CACHE);
+    crate::store::stable_plans(&conn).map_err(storage_error)?;
     conn.busy_timeout(crate::store::schema::BUSY_TIMEOUT)
         .map_err(storage_error)?;
     // Up to MAX_IDLE_READERS of these stay open; the writer keeps SQLite's default 2 MiB.
