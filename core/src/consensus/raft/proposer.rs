@@ -2,14 +2,14 @@
 //! those forwarded by followers and the leader's sweeps) goes through one queue; a task drains
 //! whatever is queued into one [`Proposal`] and hands it to openraft as one log entry.
 //!
-//! Why: openraft 0.9 appends each entry and waits for that append's fsync before it takes the
-//! next client write, so one entry per write caps a node at one write per fsync whatever the
-//! concurrency. With a batch per entry, the fsync and the replication round trip are paid once
-//! per batch. Batches form by themselves: while one proposal is in openraft's hands, new
-//! writes wait in the queue and leave together as the next one, so a lone write never waits
-//! for a timer and many concurrent writes share one entry. (Two proposals in flight measured
-//! slower on 3 nodes: the second slot freed while the first batch held every queued write, so
-//! it mostly carried single writes, each costing a full commit round.)
+//! Why: every log entry costs a commit round (the followers' fsync and a round trip, the
+//! leader's own fsync beside them, see [`super::durability`]), so one entry per write caps a
+//! node at one write per round whatever the concurrency. With a batch per entry the round is
+//! paid once per batch. Batches form by themselves: while one proposal is in openraft's hands,
+//! new writes wait in the queue and leave together as the next one, so a lone write never
+//! waits for a timer and many concurrent writes share one entry. (Two proposals in flight
+//! measured slower on 3 nodes, both before and after the leader's fsync moved beside the
+//! replication: the second slot mostly carried a few writes, each costing a full round.)
 //!
 //! Results come back in the proposal's order (one [`CommandResult`] per write), and every
 //! caller gets its own; an openraft error (not leader, shutting down) is given to every write

@@ -2,7 +2,7 @@
 //!
 //! | openraft asks for | we chose | why |
 //! |---|---|---|
-//! | `D` (request) | [`Proposal`]: the client writes the leader batched into one entry, each an [`Envelope`] `(client_id, seq, now_us, command)` | openraft 0.9 waits for one fsync per entry, so one entry per write caps throughput at one write per fsync; sessions give exactly-once writes; `now_us` is the leader's clock, so apply never reads one |
+//! | `D` (request) | [`Proposal`]: the client writes the leader batched into one entry, each an [`Envelope`] `(client_id, seq, now_us, command)` | every entry costs a commit round (fsyncs and a round trip), so one entry per write caps throughput at one write per round; sessions give exactly-once writes; `now_us` is the leader's clock, so apply never reads one |
 //! | `R` (response) | `Vec<`[`CommandResult`]`>`, one per write of the proposal | rejections (duplicate id, backpressure) are replicated outcomes, not errors |
 //! | `NodeId` | [`NodeId`], an interned name | names, never hashes; `Copy` as openraft 0.9 requires |
 //! | `Node` | [`RaftPeer`]: the Raft `host:port` | enough to dial a voter |
