@@ -239,3 +239,75 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::tcp::{serve, ServerStats};
+    use openraft::testing::log_id;
+    use tokio::net::TcpListener;
+    use tokio::sync::{mpsc, watch};
+
+    fn id(index: u64) -> crate::consensus::raft::types::LogId {
+        log_id::<NodeId>(2, NodeId::from(1u64), index)
+    }
+
+    /// Rule 2 of `durability.rs` on the real path: the commit index a leader sends over TCP
+    /// never passes its durable log end, and follows it as the end moves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_entries_carry_a_commit_no_further_than_the_durable_log() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let handler: crate::transport::tcp::Handler = Arc::new(move |payload: Vec<u8>| {
+            let seen_tx = seen_tx.clone();
+            Box::pin(async move {
+                let request: Request = decode(&payload).unwrap();
+                let Request::AppendEntries(rpc) = request else {
+                    panic!("unexpected {request:?}")
+                };
+                let _ = seen_tx.send(rpc.leader_commit);
+                encode(&Response::AppendEntries(Ok(AppendEntriesResponse::Success)))
+            })
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let server = tokio::spawn(serve(
+            listener,
+            FrameCodec::new("t"),
+            handler,
+            Arc::new(ServerStats::default()),
+            stop_rx,
+        ));
+
+        let durability = Durability::new(Some(id(3)));
+        let mut factory =
+            NetworkFactory::new(Peers::new("t"), Outranked::default(), durability.clone());
+        let mut net = factory
+            .new_client(NodeId::from(2u64), &RaftPeer { addr })
+            .await;
+        let send = |commit| AppendEntriesRequest::<TypeConfig> {
+            vote: crate::consensus::raft::types::Vote::new_committed(2, NodeId::from(1u64)),
+            prev_log_id: Some(id(5)),
+            entries: Vec::new(),
+            leader_commit: commit,
+        };
+        let option = RPCOption::new(Duration::from_secs(5));
+        for (durable, commit, told) in [
+            (3, 5, Some(id(3))), // openraft counted the leader's queued entries 4 and 5
+            (5, 5, Some(id(5))), // both on disk now
+            (7, 6, Some(id(6))), // the commit is the lower one
+        ] {
+            durability.set_last(Some(id(durable)));
+            net.append_entries(send(Some(id(commit))), option.clone())
+                .await
+                .unwrap();
+            assert_eq!(
+                seen.recv().await.unwrap(),
+                told,
+                "durable {durable}, commit {commit}"
+            );
+        }
+        stop.send(true).unwrap();
+        let _ = server.await;
+    }
+}
