@@ -323,13 +323,7 @@ impl Shared {
     /// The log id of the last database entry below `index`, if any.
     fn read_last_below(&self, index: u64) -> Result<Option<LogId>, String> {
         let json = self
-            .with_reader(|conn| {
-                conn.prepare_cached(
-                    "SELECT entry FROM log WHERE log_index < ?1 ORDER BY log_index DESC LIMIT 1",
-                )?
-                .query_row([clamp_i64(index)], |row| row.get::<_, String>(0))
-                .optional()
-            })
+            .with_reader(|conn| last_entry_below(conn, clamp_i64(index)))
             .map_err(|e| format!("reading the last log entry below {index}: {e}"))?;
         json.map(|json| parse_entry(&json).map(|e| e.log_id))
             .transpose()
@@ -459,21 +453,23 @@ fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The last entry below `index` as the open transaction sees it (after a truncation), or the
-/// last purged id when none is left.
-fn last_below(conn: &Connection, index: i64) -> Result<Option<LogId>, String> {
-    let json: Option<String> = conn
-        .prepare_cached(
-            "SELECT entry FROM log WHERE log_index < ?1 ORDER BY log_index DESC LIMIT 1",
-        )
-        .and_then(|mut stmt| stmt.query_row([index], |row| row.get(0)).optional())
-        .map_err(|e| e.to_string())?;
-    match json {
+/// The stored text of the last entry below `index` in `conn`'s view of the log.
+fn last_entry_below(conn: &Connection, index: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT entry FROM log WHERE log_index < ?1 ORDER BY log_index DESC LIMIT 1",
+    )?
+    .query_row([index], |row| row.get(0))
+    .optional()
+}
+
+/// The id of the last entry below `index` as the writer's open transaction sees it (after a
+/// truncation), or the last purged id when none is left.
+fn durable_end_below(conn: &Connection, index: i64) -> Result<Option<LogId>, String> {
+    match last_entry_below(conn, index).map_err(|e| e.to_string())? {
         Some(json) => parse_entry(&json).map(|entry| Some(entry.log_id)),
-        None => match meta_json::<Option<LogId>>(conn, KEY_PURGED) {
-            Ok(purged) => Ok(purged.flatten()),
-            Err(e) => Err(e.to_string()),
-        },
+        None => meta_json::<Option<LogId>>(conn, KEY_PURGED)
+            .map(Option::flatten)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -511,7 +507,7 @@ fn write_batch(
                     .and_then(|mut stmt| stmt.execute([since]))
                     .map_err(sql)?;
                 if durable.is_some_and(|d| clamp_i64(d.index) >= *since) {
-                    durable = last_below(&tx, *since)?;
+                    durable = durable_end_below(&tx, *since)?;
                 }
             }
             Op::Purge {
