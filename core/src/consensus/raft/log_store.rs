@@ -1022,6 +1022,15 @@ mod tests {
         }))
     }
 
+    /// Queues `entries`; the receiver gets the writer's answer after their commit.
+    fn append_with_receipt(store: &LogStore, entries: Vec<Entry>) -> Receiver<Result<(), String>> {
+        let (tx, rx) = channel();
+        store
+            .enqueue_append(entries, Done::Hook(Box::new(move |r| tx.send(r).unwrap())))
+            .unwrap();
+        rx
+    }
+
     fn collect(rx: &Receiver<(&'static str, bool)>, n: usize) -> Vec<(&'static str, bool)> {
         (0..n).map(|_| rx.recv().unwrap()).collect()
     }
@@ -1171,13 +1180,10 @@ mod tests {
     async fn truncate_and_purge_hide_the_unflushed_tail() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LogStore::open(dir.path()).await.unwrap();
-        let (tx, rx) = channel();
         let entries: Vec<Entry> = (1..=5)
             .map(|i| blank_ent::<TypeConfig>(1, node(), i))
             .collect();
-        store
-            .enqueue_append(entries, Done::Hook(Box::new(move |r| tx.send(r).unwrap())))
-            .unwrap();
+        let rx = append_with_receipt(&store, entries);
         store.truncate(log_id(1, node(), 4)).await.unwrap();
         assert!(rx.recv().unwrap().is_ok());
         store.purge(log_id(1, node(), 1)).await.unwrap();
@@ -1207,13 +1213,7 @@ mod tests {
             })))
             .unwrap();
         rx.recv().unwrap();
-        let (tx, rx) = channel();
-        store
-            .enqueue_append(
-                vec![blank_ent::<TypeConfig>(1, node(), 1)],
-                Done::Hook(Box::new(move |r| tx.send(r).unwrap())),
-            )
-            .unwrap();
+        let rx = append_with_receipt(&store, vec![blank_ent::<TypeConfig>(1, node(), 1)]);
         assert!(rx.recv().unwrap().is_err());
         // The vote table is intact, but the writer refuses anything after a lost write.
         assert!(store.save_vote(&Vote::new(1, node())).await.is_err());
@@ -1286,13 +1286,7 @@ mod tests {
         // Truncating everything that is left falls back to the purged id.
         store.truncate(log_id(1, node(), 3)).await.unwrap();
         assert_eq!(durability.last(), Some(log_id(1, node(), 2)));
-        let (tx, rx) = channel();
-        store
-            .enqueue_append(
-                vec![blank_ent::<TypeConfig>(2, node(), 3)],
-                Done::Hook(Box::new(move |r| tx.send(r).unwrap())),
-            )
-            .unwrap();
+        let rx = append_with_receipt(&store, vec![blank_ent::<TypeConfig>(2, node(), 3)]);
         assert!(rx.recv().unwrap().is_ok());
         assert_eq!(durability.last(), Some(log_id(2, node(), 3)));
         drop(store);
