@@ -60,27 +60,11 @@ pub fn apply(tx: &Transaction<'_>, log_index: u64, env: &Envelope) -> Result<Com
             ));
         }
     }
-    apply_entry(conn, log_index, env).map_err(storage_error)
-}
-
-fn apply_entry(
-    conn: &Connection,
-    log_index: u64,
-    env: &Envelope,
-) -> rusqlite::Result<CommandResult> {
-    let last_now = meta::get_i64(conn, meta::LAST_NOW_US)?;
-    let now_us = last_now.map_or(env.now_us, |last| last.max(env.now_us));
-    meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
-    meta::set(conn, meta::LAST_APPLIED_INDEX, &log_index.to_string())?;
-    session::expire(conn, now_us)?;
-    apply_write(
-        conn,
-        &Ctx {
-            write_index: log_index,
-            now_us,
-        },
-        env,
-    )
+    let (_, mut results) =
+        apply_writes_from(conn, log_index, std::slice::from_ref(env)).map_err(storage_error)?;
+    results
+        .pop()
+        .ok_or_else(|| Error::new(ErrorKind::Storage, "applying one write returned no result"))
 }
 
 /// One write's session handling and effect (the bookkeeping around it is the caller's).
@@ -127,18 +111,30 @@ fn apply_writes_inner(
     let last_index = meta::get_i64(conn, meta::LAST_APPLIED_INDEX)?
         .unwrap_or(0)
         .max(0);
-    let mut index = u64::try_from(last_index).unwrap_or(0);
+    let last = u64::try_from(last_index).unwrap_or(0);
     if writes.is_empty() {
-        return Ok((index, Vec::new()));
+        return Ok((last, Vec::new()));
     }
+    apply_writes_from(conn, last + 1, writes)
+}
+
+/// Applies `writes` as the writes numbered `first_index`, `first_index + 1`, ...; returns the
+/// index of the last one and the results. The clock and `last_applied_index` are read and
+/// stored once, and idle sessions are expired whenever the clock moves.
+fn apply_writes_from(
+    conn: &Connection,
+    first_index: u64,
+    writes: &[Envelope],
+) -> rusqlite::Result<(u64, Vec<CommandResult>)> {
     let mut now_us = meta::get_i64(conn, meta::LAST_NOW_US)?.unwrap_or(i64::MIN);
     let mut expired_at = None;
     let mut results = Vec::with_capacity(writes.len());
-    for env in writes {
-        index += 1;
+    let mut index = first_index;
+    for (offset, env) in (0u64..).zip(writes) {
+        index = first_index + offset;
         now_us = now_us.max(env.now_us);
         // Expiring again at the same clock finds nothing new (sessions written since carry
-        // this clock), so this is exactly the per-write expiry of `apply`.
+        // this clock), so this equals expiring before every write.
         if expired_at != Some(now_us) {
             session::expire(conn, now_us)?;
             expired_at = Some(now_us);
