@@ -31,6 +31,25 @@ pub(crate) fn stable_plans(conn: &rusqlite::Connection) -> rusqlite::Result<()> 
     .map(|_| ())
 }
 
+/// Opens a read-only connection to the SQLite file at `path` the way every reader here wants
+/// it: stable plans, the shared statement cache size and busy timeout, and a page cache of
+/// `cache_kib` KiB.
+pub(crate) fn open_read_only(
+    path: &std::path::Path,
+    cache_kib: i64,
+) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.set_prepared_statement_cache_capacity(schema::STATEMENT_CACHE);
+    stable_plans(&conn)?;
+    conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+    // Negative `cache_size` is in KiB.
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    Ok(conn)
+}
+
 /// Maps a SQLite failure to the engine's [`ErrorKind::Storage`]. rusqlite errors never cross the
 /// public API, so Python and C see one stable kind for every disk or database problem.
 pub(crate) fn storage_error(err: rusqlite::Error) -> Error {

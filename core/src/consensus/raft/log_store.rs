@@ -58,11 +58,10 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::durability::Durability;
@@ -78,9 +77,6 @@ pub const LOG_DB_FILE: &str = "log.db";
 /// of a group and the size of one transaction.
 pub const MAX_BATCH_OPS: usize = 4096;
 
-/// How long a connection waits for another one's lock (checkpoints) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Flushed entries kept in memory for replication reads (see the module docs): at most this
 /// many, and at most [`RECENT_BYTES`] of their encoded size (an entry can carry a batch of
 /// hundreds of writes).
@@ -89,10 +85,10 @@ pub const RECENT_ENTRIES: usize = 2048;
 /// Size bound of the recent-entries cache (JSON bytes of the entries).
 pub const RECENT_BYTES: usize = 1024 * 1024;
 
-/// SQLite page cache of the writer connection, in KiB (negative `cache_size` = KiB).
-const WRITER_CACHE_KIB: i64 = -1024;
+/// SQLite page cache of the writer connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 1024;
 /// SQLite page cache of each read connection, in KiB.
-const READER_CACHE_KIB: i64 = -256;
+const READER_CACHE_KIB: i64 = 256;
 
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -357,16 +353,9 @@ fn parse_entry(json: &str) -> Result<Entry, String> {
     serde_json::from_str(json).map_err(|e| format!("log.db holds an unreadable entry: {e}"))
 }
 
+/// Replication reads come from memory; these connections only serve lagging followers.
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    crate::store::stable_plans(&conn)?;
-    // Replication reads come from memory; these connections only serve lagging followers.
-    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
-    Ok(conn)
+    crate::store::open_read_only(path, READER_CACHE_KIB)
 }
 
 /// Opens the writer connection: WAL, `synchronous=FULL` (every commit fsyncs the WAL), the
@@ -384,8 +373,8 @@ fn open_writer(path: &Path) -> crate::Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         // The writer only appends and deletes: a small page cache is enough.
-        .and_then(|()| conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB))
-        .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
+        .and_then(|()| conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
+        .and_then(|()| conn.busy_timeout(crate::store::schema::BUSY_TIMEOUT))
         .and_then(|()| crate::store::stable_plans(&conn))
         .and_then(|()| conn.execute_batch(SCHEMA))
         .map_err(storage_error)?;
@@ -945,6 +934,7 @@ mod tests {
     use super::*;
     use openraft::testing::{blank_ent, log_id};
     use std::sync::mpsc::{channel, Receiver};
+    use std::time::Duration;
 
     fn node() -> NodeId {
         NodeId::from(1u64)

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::durability::Durability;
@@ -98,24 +98,13 @@ pub(crate) fn write_applied(
     Ok(())
 }
 
+/// Up to MAX_IDLE_READERS of these stay open; the writer keeps SQLite's default 2 MiB.
 fn open_reader(path: &Path) -> crate::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(storage_error)?;
-    conn.set_prepared_statement_cache_capacity(crate::store::schema::STATEMENT_CACHE);
-    crate::store::stable_plans(&conn).map_err(storage_error)?;
-    conn.busy_timeout(crate::store::schema::BUSY_TIMEOUT)
-        .map_err(storage_error)?;
-    // Up to MAX_IDLE_READERS of these stay open; the writer keeps SQLite's default 2 MiB.
-    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)
-        .map_err(storage_error)?;
-    Ok(conn)
+    crate::store::open_read_only(path, READER_CACHE_KIB).map_err(storage_error)
 }
 
-/// SQLite page cache of each read connection, in KiB (negative `cache_size` = KiB).
-const READER_CACHE_KIB: i64 = -512;
+/// SQLite page cache of each read connection, in KiB.
+const READER_CACHE_KIB: i64 = 512;
 
 /// Why an apply batch failed (kept small; converted to openraft's error at the boundary).
 enum ApplyError {
