@@ -115,6 +115,57 @@ async fn digest(sm: &StateStore) -> String {
     sm.reader().read(state_digest).await.unwrap()
 }
 
+/// A committed id costs no transaction of its own, and is never stored past the log end that
+/// the storing transaction makes durable: a restart must not find a committed id beyond its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = raft_dir(&dir);
+    let vote = Vote::new(1, node(1));
+    let entries = |range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
+        range
+            .map(|i| blank_ent::<TypeConfig>(1, node(1), i))
+            .collect()
+    };
+    {
+        let mut log = LogStore::open(&raft).await.unwrap();
+        log.blocking_append(entries(1..=5)).await.unwrap();
+        let flushes = log.flush_count();
+        log.save_committed(Some(log_id(1, node(1), 3)))
+            .await
+            .unwrap();
+        assert_eq!(
+            log.flush_count(),
+            flushes,
+            "recording a committed id writes nothing"
+        );
+        log.save_vote(&vote).await.unwrap();
+        // Recorded beyond the stored log (entries 6..9 not appended yet): kept back.
+        log.save_committed(Some(log_id(1, node(1), 9)))
+            .await
+            .unwrap();
+        log.save_vote(&vote).await.unwrap();
+    }
+    {
+        let mut log = LogStore::open(&raft).await.unwrap();
+        assert_eq!(
+            log.read_committed().await.unwrap(),
+            Some(log_id(1, node(1), 3)),
+            "the id past the log end was not stored"
+        );
+        log.blocking_append(entries(6..=10)).await.unwrap();
+        log.save_committed(Some(log_id(1, node(1), 9)))
+            .await
+            .unwrap();
+        log.save_vote(&vote).await.unwrap();
+    }
+    let mut log = LogStore::open(&raft).await.unwrap();
+    assert_eq!(
+        log.read_committed().await.unwrap(),
+        Some(log_id(1, node(1), 9))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_survives_reopen_without_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +181,7 @@ async fn log_survives_reopen_without_shutdown() {
         log.save_committed(Some(log_id(2, node(1), 15)))
             .await
             .unwrap();
-        // The committed id is queued, not awaited: a later awaited write flushes it in order.
+        // The committed id is only recorded: the next write transaction stores it.
         log.save_vote(&vote).await.unwrap();
         // Dropped without any shutdown.
     }

@@ -44,12 +44,14 @@
 //! appended, often after its fsync) are served from memory instead of a database query on a
 //! blocking thread. Truncate and purge drop entries from the cache as from the tail.
 //!
-//! `save_vote`, `truncate` and `purge` wait for their own commit. `save_committed` is queued
-//! without waiting: it is optional in openraft, is never durable ahead of the entries queued
-//! before it, and waiting would put an fsync on every commit advance. A batch that holds only
-//! committed ids is not committed by itself either: the latest id rides along with the next
-//! transaction (a lost committed id only means a restart re-applies a little less eagerly), so
-//! a commit advance never costs an fsync of its own.
+//! `save_vote`, `truncate` and `purge` wait for their own commit. `save_committed` is not
+//! queued at all: it is optional in openraft, and it comes twice per replicated round on a
+//! follower (the entries' AppendEntries and the commit-only one after it), so a message would
+//! wake the writer thread for nothing. It only records the id in memory; every write
+//! transaction stores the newest recorded id that is not past the log end that transaction
+//! makes durable (a committed id must never point beyond the stored log). A lost or older
+//! committed id only means a restart re-applies a little less eagerly, so a commit advance
+//! never costs a wake-up or an fsync of its own.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -187,9 +189,6 @@ enum Op {
         json: String,
         done: Done,
     },
-    SaveCommitted {
-        json: String,
-    },
     Truncate {
         since: i64,
         done: Done,
@@ -213,7 +212,7 @@ impl Op {
             | Op::SaveVote { done, .. }
             | Op::Truncate { done, .. }
             | Op::Purge { done, .. } => done.complete(result),
-            Op::SaveCommitted { .. } | Op::Exclusive(_) => {}
+            Op::Exclusive(_) => {}
         }
     }
 }
@@ -468,6 +467,7 @@ fn write_batch(
     conn: &mut Connection,
     batch: &[Op],
     mut durable: Option<LogId>,
+    committed: &mut Committed,
 ) -> Result<Option<LogId>, String> {
     let sql = |e: rusqlite::Error| e.to_string();
     let tx = conn
@@ -490,7 +490,6 @@ fn write_batch(
                 }
             }
             Op::SaveVote { json, .. } => set_meta(&tx, KEY_VOTE, json).map_err(sql)?,
-            Op::SaveCommitted { json } => set_meta(&tx, KEY_COMMITTED, json).map_err(sql)?,
             Op::Truncate { since, .. } => {
                 tx.prepare_cached("DELETE FROM log WHERE log_index >= ?1")
                     .and_then(|mut stmt| stmt.execute([since]))
@@ -511,24 +510,58 @@ fn write_batch(
             Op::Exclusive(_) => {}
         }
     }
+    let stored = committed.store_within(&tx, durable).map_err(sql)?;
     tx.commit().map_err(sql)?;
+    committed.saved = stored;
     Ok(durable)
+}
+
+/// The committed id as recorded by `save_committed` and as last stored by the writer.
+struct Committed {
+    shared: Arc<Shared>,
+    saved: Option<LogId>,
+}
+
+impl Committed {
+    /// Stores the newest recorded committed id in `tx` when it is new and not past `durable`
+    /// (the log end the transaction makes durable); returns the id stored after `tx` commits.
+    fn store_within(
+        &self,
+        tx: &Connection,
+        durable: Option<LogId>,
+    ) -> rusqlite::Result<Option<LogId>> {
+        let recorded = lock(&self.shared.mem).committed;
+        let storable =
+            recorded > self.saved && recorded.map(|c| c.index) <= durable.map(|d| d.index);
+        if !storable {
+            return Ok(self.saved);
+        }
+        let json = serde_json::to_string(&recorded)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        set_meta(tx, KEY_COMMITTED, &json)?;
+        Ok(recorded)
+    }
 }
 
 /// The writer thread: drain, write, commit, forget the flushed tail, acknowledge in order.
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>) {
     let mut failed: Option<String> = None;
     let mut held_back: Option<Op> = None;
-    let mut deferred_committed: Option<Op> = None;
+    let mut committed = Committed {
+        saved: lock(&shared.mem).committed,
+        shared: Arc::clone(&shared),
+    };
     loop {
         let first = match held_back.take() {
             Some(op) => op,
             None => match rx.recv() {
                 Ok(op) => op,
-                // Every sender is gone: the store was dropped and the queue is empty.
+                // Every sender is gone: the store was dropped and the queue is empty. Keep the
+                // newest committed id (an empty transaction that stores only that).
                 Err(mpsc::RecvError) => {
-                    if let (Some(committed), None) = (deferred_committed.take(), &failed) {
-                        let _ = write_batch(&mut conn, &[committed], shared.durability.last());
+                    if failed.is_none() {
+                        let _ =
+                            write_batch(&mut conn, &[], shared.durability.last(), &mut committed);
                     }
                     break;
                 }
@@ -549,21 +582,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
                 Err(_) => break,
             }
         }
-        // Committed ids alone are not worth an fsync: keep the latest for the next batch.
-        if batch
-            .iter()
-            .all(|op| matches!(op, Op::SaveCommitted { .. }))
-        {
-            if held_back.is_none() {
-                deferred_committed = batch.pop();
-                continue;
-            }
-        } else if let Some(committed) = deferred_committed.take() {
-            batch.insert(0, committed);
-        }
         let result = match &failed {
             Some(msg) => Err(msg.clone()),
-            None => write_batch(&mut conn, &batch, shared.durability.last())
+            None => write_batch(&mut conn, &batch, shared.durability.last(), &mut committed)
                 .map_err(|e| format!("log.db write failed: {e}")),
         };
         let result = match result {
@@ -840,13 +861,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(lock(&self.shared.mem).vote)
     }
 
-    /// Queued in order but not awaited (see the module docs).
+    /// Recorded in memory; the next write transaction stores it (see the module docs).
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let json = serde_json::to_string(&committed)
-            .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
-        lock(&self.shared.mem).committed = committed;
-        self.submit(Op::SaveCommitted { json })
-            .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))
+        let mut mem = lock(&self.shared.mem);
+        // openraft never moves it back; keep the newest if a stale id ever arrived late.
+        mem.committed = mem.committed.max(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
