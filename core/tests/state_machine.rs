@@ -197,7 +197,7 @@ fn concurrent_writes_of_one_client_apply_in_any_order_exactly_once() {
 }
 
 #[test]
-fn sessions_expire_after_an_hour_of_log_time() {
+fn sessions_expire_an_hour_after_the_clients_last_write() {
     let mut db = Db::memory();
     let env = Envelope::with_session("c", 1, T0, add_cmd("w1"));
     assert_eq!(db.apply(&env), CommandResult::WorkId("w1".into()));
@@ -206,14 +206,54 @@ fn sessions_expire_after_an_hour_of_log_time() {
             .query_row("SELECT COUNT(*) FROM client_sessions", [], |r| r.get(0))
             .unwrap()
     };
-    // Exactly one hour later the session is still there.
-    db.apply(&Envelope::new(T0 + SESSION_TTL_US, Command::Noop));
+    // An hour plus the watermark's refresh slack later the session is still there.
+    let last = T0 + SESSION_TTL_US + WATERMARK_REFRESH_US;
+    db.apply(&Envelope::new(last, Command::Noop));
     assert_eq!(sessions(&db), 1);
-    db.apply(&Envelope::new(T0 + SESSION_TTL_US + 1, Command::Noop));
+    db.apply(&Envelope::new(last + 1, Command::Noop));
     assert_eq!(sessions(&db), 0);
     // The forgotten retry is applied anew (and now finds a duplicate).
     let r = db.apply(&env);
     assert_rejected(&r, RejectKind::InvalidArgument);
+}
+
+/// Sessions expire by client: a client that keeps writing keeps the answer of a write it has
+/// not acknowledged, however old, while a silent client beside it is forgotten.
+#[test]
+fn a_writing_client_keeps_its_unacknowledged_answers_past_the_hour() {
+    let mut db = Db::memory();
+    let env = |client: &str, seq: u64, first_unacked: u64, now: i64, cmd: Command| Envelope {
+        first_unacked,
+        ..Envelope::with_session(client, seq, now, cmd)
+    };
+    assert_eq!(
+        db.apply(&env("c", 1, 1, T0, add_cmd("w1"))),
+        CommandResult::WorkId("w1".into())
+    );
+    db.apply(&env("d", 1, 1, T0, Command::Noop));
+    // Client c writes every half hour with seq 1 still unacknowledged; d stays silent.
+    let mut now = T0;
+    for seq in 2..=5 {
+        now += SESSION_TTL_US / 2;
+        db.apply(&env("c", seq, 1, now, Command::Noop));
+    }
+    assert!(now > T0 + SESSION_TTL_US + WATERMARK_REFRESH_US);
+    // c's retry of seq 1 is answered from its session, not applied again.
+    assert_eq!(
+        db.apply(&env("c", 1, 1, now, add_cmd("w1"))),
+        CommandResult::WorkId("w1".into())
+    );
+    let of = |db: &Db, client: &str| -> i64 {
+        db.conn
+            .query_row(
+                "SELECT COUNT(*) FROM client_sessions WHERE client_id = ?1",
+                [client],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(of(&db, "c"), 5);
+    assert_eq!(of(&db, "d"), 0, "the silent client is forgotten");
 }
 
 /// A watermark that does not move is rewritten at most every `WATERMARK_REFRESH_US`, yet it

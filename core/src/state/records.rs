@@ -143,17 +143,7 @@ impl WorkItem {
     /// Maps a row selected with [`WorkItem::COLUMNS`]. NULLs (possible in a legacy file) read
     /// as the column defaults.
     pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<WorkItem> {
-        let status: Option<String> = row.get(8)?;
-        let status = match status {
-            None => WorkStatus::Pending,
-            Some(s) => s.parse::<WorkStatus>().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    8,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?,
-        };
+        let status = WorkStatus::from_column(row, 8)?;
         Ok(WorkItem {
             work_id: row.get(0)?,
             work_type: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
@@ -172,6 +162,22 @@ impl WorkItem {
             error: row.get::<_, Option<String>>(14)?.unwrap_or_default(),
             depends_on: json::string_list(row.get(15)?),
         })
+    }
+}
+
+impl WorkStatus {
+    /// Reads a `status` column (NULL, possible in a legacy file, is `pending`).
+    pub(crate) fn from_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<WorkStatus> {
+        match row.get::<_, Option<String>>(idx)? {
+            None => Ok(WorkStatus::Pending),
+            Some(s) => s.parse::<WorkStatus>().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    idx,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            }),
+        }
     }
 }
 

@@ -7,15 +7,18 @@
 //! any order; each carries `first_unacked`, the smallest `seq` the client still waits for, so
 //! results below it are forgotten and the client's watermark rises: a `seq` under the watermark
 //! was answered already and is refused as stale. Sessions expire by the log's clock, so every
-//! replica expires the same sessions at the same entry.
+//! replica expires the same sessions at the same entry, and they expire by client (as in the
+//! Raft thesis, §6.3): a client silent for [`SESSION_TTL_US`] is forgotten together with every
+//! answer it left, so the session table needs no index besides its key.
 
 use rusqlite::Connection;
 
 use super::command::{CommandResult, RejectKind};
 use crate::store::json;
 
-/// A session not used for this long (log time) is forgotten; a retry after that is applied as a
-/// new write.
+/// A client that has not written for this long (log time; up to [`WATERMARK_REFRESH_US`]
+/// more, see there) is forgotten with all its remembered answers; a retry after that is
+/// applied as a new write.
 pub const SESSION_TTL_US: i64 = 3_600_000_000;
 
 /// A client's watermark row refreshes its `updated_us` at most this often (log time) while the
@@ -42,13 +45,22 @@ pub(crate) enum SessionCheck {
     Stale(CommandResult),
 }
 
-/// Forgets sessions whose last write is more than [`SESSION_TTL_US`] older than `now_us`.
+/// Forgets the clients whose watermark row is more than [`SESSION_TTL_US`] +
+/// [`WATERMARK_REFRESH_US`] older than `now_us`, with their remembered answers. Every client
+/// with a remembered answer has a watermark row ([`record`] writes one with the first answer),
+/// refreshed at least every [`WATERMARK_REFRESH_US`] while the client writes, so no answer is
+/// forgotten less than [`SESSION_TTL_US`] after its client's last write.
 pub(crate) fn expire(conn: &Connection, now_us: i64) -> rusqlite::Result<()> {
-    let cutoff = now_us.saturating_sub(SESSION_TTL_US);
-    conn.prepare_cached("DELETE FROM client_sessions WHERE updated_us < ?1")?
-        .execute([cutoff])?;
+    let cutoff = now_us
+        .saturating_sub(SESSION_TTL_US)
+        .saturating_sub(WATERMARK_REFRESH_US);
+    conn.prepare_cached(
+        "DELETE FROM client_sessions WHERE client_id IN
+             (SELECT client_id FROM client_watermarks WHERE updated_us < ?1)",
+    )?
+    .execute([cutoff])?;
     conn.prepare_cached("DELETE FROM client_watermarks WHERE updated_us < ?1")?
-        .execute([cutoff.saturating_sub(WATERMARK_REFRESH_US)])?;
+        .execute([cutoff])?;
     Ok(())
 }
 

@@ -307,11 +307,14 @@ pub(crate) fn claim_next(
     let Some(work_id) = candidate else {
         return Ok(CommandResult::Item(None));
     };
-    if !claim_if_claimable(conn, ctx, &work_id, node_id)? {
-        // Unreachable inside one transaction (the row was just selected as claimable); kept as
-        // an honest "nothing claimed" rather than a panic.
-        return Ok(CommandResult::Item(None));
-    }
+    // The row was just selected as claimable inside this transaction: the claim needs no
+    // second check.
+    conn.prepare_cached(
+        "UPDATE work_items SET status = 'claimed', claimed_by = ?2, claimed_at = ?3,
+             started_at = 0, attempts = attempts + 1
+         WHERE work_id = ?1",
+    )?
+    .execute(params![work_id, node_id, ctx.now_s()])?;
     Ok(CommandResult::Item(get(conn, &work_id)?.map(Box::new)))
 }
 
@@ -345,13 +348,21 @@ impl ClaimState {
     }
 }
 
+/// Reads only the claim columns (the lifecycle steps run on most writes; the whole row with its
+/// JSON columns is not needed), with the same NULL defaults as [`WorkItem::from_row`].
 fn claim_state(conn: &Connection, work_id: &str) -> rusqlite::Result<Option<ClaimState>> {
-    Ok(get(conn, work_id)?.map(|item| ClaimState {
-        status: item.status,
-        claimed_by: item.claimed_by,
-        attempts: item.attempts,
-        max_attempts: item.max_attempts,
-    }))
+    conn.prepare_cached(
+        "SELECT status, claimed_by, attempts, max_attempts FROM work_items WHERE work_id = ?1",
+    )?
+    .query_row([work_id], |row| {
+        Ok(ClaimState {
+            status: WorkStatus::from_column(row, 0)?,
+            claimed_by: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            attempts: row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            max_attempts: row.get::<_, Option<i64>>(3)?.unwrap_or(3),
+        })
+    })
+    .optional()
 }
 
 /// `WorkStart`: claimed → running, `started_at = now` → `Bool`.

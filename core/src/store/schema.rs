@@ -52,6 +52,11 @@ pub const WORK_STATS_KEYS: &[&str] = &[
 ];
 
 /// Everything except `work_items`, whose columns come from [`WORK_ITEM_COLUMNS`].
+///
+/// `client_sessions` is written and deleted by nearly every write, so it is one B-tree keyed
+/// by `(client_id, seq)` (`WITHOUT ROWID`) with no second index: sessions expire by client,
+/// through `client_watermarks` (see [`crate::state::session`]). A file made before that keeps
+/// its rowid table, which the same statements use; its old `updated_us` index is dropped.
 const OTHER_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS work_stats (
     key TEXT PRIMARY KEY,
@@ -88,7 +93,7 @@ CREATE TABLE IF NOT EXISTS client_sessions (
     updated_us INTEGER NOT NULL,
     PRIMARY KEY (client_id, seq)
 );
-CREATE INDEX IF NOT EXISTS idx_client_sessions_updated ON client_sessions (updated_us, client_id, seq);
+DROP INDEX IF EXISTS idx_client_sessions_updated;
 CREATE TABLE IF NOT EXISTS client_watermarks (
     client_id TEXT PRIMARY KEY,
     low INTEGER NOT NULL,
