@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -155,8 +156,14 @@ impl RpcClient {
     }
 }
 
+/// Read buffer of one connection direction. A frame is read in four pieces (head, cluster
+/// name, fixed fields, payload); unbuffered, each piece is a `recv` system call, and under load
+/// several frames arrive in one segment. Buffered, one call usually brings them all.
+const READ_BUFFER: usize = 64 * 1024;
+
 fn spawn_client_connection(stream: TcpStream, codec: FrameCodec) -> Connection {
-    let (mut read, mut write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let (writer, mut outgoing) = mpsc::unbounded_channel::<Frame>();
     let pending: Pending = Arc::default();
     let alive = Arc::new(AtomicBool::new(true));
@@ -261,7 +268,8 @@ async fn serve_connection(
     stats: Arc<ServerStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (mut read, mut write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let (responses, mut outgoing) = mpsc::unbounded_channel::<Frame>();
     let writer_codec = codec.clone();
     let writer = tokio::spawn(async move {
