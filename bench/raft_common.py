@@ -110,6 +110,44 @@ def other_benchmark_running() -> List[str]:
     return found
 
 
+# Node processes of these benchmarks. One left running by an earlier, interrupted run (or by a
+# hand-made cluster) keeps heart-beating, takes CPU and disk from the measured nodes and never
+# ends by itself, so it is reported, not waited for.
+NODE_PROCESSES = ["swimraft[.]agent", "pysyncobj_node[.]py"]
+
+
+def _ancestors(pid: int) -> List[int]:
+    chain: List[int] = []
+    while pid > 1 and len(chain) < 64:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                ppid = next(int(l.split()[1]) for l in f if l.startswith("PPid:"))
+        except (OSError, StopIteration, ValueError):
+            break
+        chain.append(ppid)
+        pid = ppid
+    return chain
+
+
+def stray_nodes() -> List[str]:
+    """Command lines of node processes (NODE_PROCESSES) that this process did not start."""
+    me = os.getpid()
+    found: List[str] = []
+    for pattern in NODE_PROCESSES:
+        try:
+            out = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for line in out.stdout.splitlines():
+            parts = line.split(maxsplit=1)
+            if not parts or not parts[0].isdigit():
+                continue
+            pid = int(parts[0])
+            if pid != me and me not in _ancestors(pid):
+                found.append(line)
+    return found
+
+
 def wait_for_quiet_machine(enabled: bool, poll: float = 30.0, give_up: float = 2400.0) -> Dict[str, Any]:
     """Waits (bounded) until neither failure_detection.py nor .ci/run runs, so that measurements are not skewed."""
     info: Dict[str, Any] = {"waited_s": 0.0, "other_benchmark_at_start": False, "gave_up": False}
@@ -134,6 +172,11 @@ def wait_for_quiet_machine(enabled: bool, poll: float = 30.0, give_up: float = 2
         time.sleep(poll)
     info["waited_s"] = round(time.monotonic() - t0, 1)
     info["loadavg_at_start"] = os.getloadavg()
+    strays = stray_nodes()
+    if strays:
+        info["stray_nodes"] = strays[:10]
+        say(f"{len(strays)} node process(es) not started by this run are running and skew the figures "
+            "(stop them by PID):", "; ".join(l[:80] for l in strays[:3]))
     return info
 
 
@@ -186,8 +229,10 @@ def measure_quietly(name: str, enabled: bool, attempts: int, run: Callable[[], D
         skewed = mon.stop()
         build1 = swimraft_build()
         changed = build0.get("sha256_12") != build1.get("sha256_12")
+        strays = stray_nodes()
         res["machine"] = {"waits": waits, "attempt": attempt + 1, "host_busy_pct": busy,
                           "other_load_ran_meanwhile": skewed, "other_load_seen": mon.seen[:5],
+                          "stray_nodes": strays[:10],
                           "swimraft_build": build0, "swimraft_reinstalled_meanwhile": changed,
                           "stale_swimraft_loaded_here": bool(build1.get("loaded_here_is_stale"))}
         if changed:
@@ -301,9 +346,10 @@ def finish_run(data: Dict[str, Any], output: str, host: Optional["HostCpu"] = No
 
 
 def skew_label(system: str, result: Dict[str, Any]) -> str:
-    """``system``, marked when other load or a reinstall overlapped its measurement."""
+    """``system``, marked when other load, a stray node or a reinstall overlapped its measurement."""
     m = result.get("machine") or {}
-    skewed = m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile")
+    skewed = (m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile")
+              or m.get("stray_nodes"))
     return system + (" (SKEWED)" if skewed else "")
 
 
