@@ -505,6 +505,39 @@ WORKLOAD_LABEL = {
 }
 
 
+def median_of_rounds(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Per system, placement and workload: the run with the median ops/s over the rounds (the lower
+    middle one for an even count), with every round's ops/s in ``ops_per_s_rounds``. A system's
+    ``machine`` record is the first round's, marked skewed when any round was."""
+    merged: Dict[str, Any] = {}
+    for system in rounds[0]:
+        per_round = [r[system] for r in rounds if isinstance(r.get(system), dict)]
+        out: Dict[str, Any] = dict(per_round[0])
+        machines = [r.get("machine") or {} for r in per_round]
+        machine = dict(machines[0])
+        for key in ("other_load_ran_meanwhile", "swimraft_reinstalled_meanwhile"):
+            machine[key] = any(m.get(key) for m in machines)
+        machine["stray_nodes"] = [line for m in machines for line in (m.get("stray_nodes") or [])][:10]
+        out["machine"] = machine
+        for placement, pres in per_round[0].items():
+            if not isinstance(pres, dict) or placement in ("SyncObjConf", "machine", "raft_timing"):
+                continue
+            merged_placement = dict(pres)
+            for workload, rec in pres.items():
+                if not isinstance(rec, dict) or "ops_per_s" not in rec:
+                    continue
+                runs = [r[placement][workload] for r in per_round
+                        if isinstance(r.get(placement), dict) and isinstance(r[placement].get(workload), dict)
+                        and r[placement][workload].get("ops_per_s") is not None]
+                ranked = sorted(runs, key=lambda x: x["ops_per_s"])
+                chosen = dict(ranked[(len(ranked) - 1) // 2])
+                chosen["ops_per_s_rounds"] = [x["ops_per_s"] for x in runs]
+                merged_placement[workload] = chosen
+            out[placement] = merged_placement
+        merged[system] = out
+    return merged
+
+
 def print_tables(results: Dict[str, Any]) -> None:
     rows = []
     for workload in ("seq", "conc64", "pipe1000", "locks"):
@@ -525,7 +558,10 @@ def print_tables(results: Dict[str, Any]) -> None:
                 if workload == "locks" and r.get("ops_per_s"):
                     cycles = rc.fmt(r["ops_per_s"] / 2, 0)
                 errs = sum(r.get("errors", {}).values())
-                rows.append([WORKLOAD_LABEL[what], system, placement, rc.fmt(r["ops_per_s"], 0), cycles,
+                ops = rc.fmt(r["ops_per_s"], 0)
+                if len(r.get("ops_per_s_rounds") or []) > 1:
+                    ops += f' ({rc.fmt(min(r["ops_per_s_rounds"]), 0)}-{rc.fmt(max(r["ops_per_s_rounds"]), 0)})'
+                rows.append([WORKLOAD_LABEL[what], system, placement, ops, cycles,
                              rc.fmt(r["lat_p50_ms"], 2), rc.fmt(r["lat_p99_ms"], 2), rc.fmt(r["cpu_ms_per_op"], 3),
                              r["leader_changes"], errs])
         for system, sres in results.items():
@@ -549,12 +585,16 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=64, help="concurrent asyncio clients of conc64 (swimraft)")
     ap.add_argument("--op-timeout", type=float, default=5.0)
     ap.add_argument("--placement-attempts", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every system this many times, in turn, and report the median run of each "
+                         "cell with the range (this machine's speed drifts by tens of per cent within minutes)")
     rc.add_run_options(ap, "raft_throughput.json")
     args = ap.parse_args()
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
-    if not (0 < args.duration <= 600 and 0 <= args.warmup <= 60 and 1 <= args.clients <= 1000):
-        ap.error("--duration must be in (0, 600], --warmup in [0, 60], --clients in [1, 1000]")
+    if not (0 < args.duration <= 600 and 0 <= args.warmup <= 60 and 1 <= args.clients <= 1000
+            and 1 <= args.rounds <= 20):
+        ap.error("--duration must be in (0, 600], --warmup in [0, 60], --clients in [1, 1000], --rounds in [1, 20]")
     args.placements = [p.strip() for p in args.placements.split(",") if p.strip()]
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.workloads_swimraft = [w for w in workloads if w in ("seq", "conc64", "locks")]
@@ -578,10 +618,20 @@ def main() -> int:
             holder[system] = {"error": f"unknown system {system}"}
         return holder[system]
 
+    rounds: List[Dict[str, Any]] = []
     try:
-        rc.measure_systems(data, args.systems, args, run_one)
+        for i in range(args.rounds):
+            if args.rounds > 1:
+                rc.say(f"round {i + 1}/{args.rounds}")
+            data["results"] = {}
+            rc.measure_systems(data, args.systems, args, run_one)
+            rounds.append(data["results"])
+            if args.rounds > 1:
+                data["rounds"] = rounds
     finally:
         procs.stop_all()
+    if args.rounds > 1:
+        data["results"] = median_of_rounds(rounds)
     path = rc.finish_run(data, args.output, host)
     shown: Dict[str, Any] = {}
     for k, r in data["results"].items():
@@ -591,6 +641,8 @@ def main() -> int:
         if "error" in r:
             shown[label]["error"] = r["error"]
     print_tables(shown)
+    if args.rounds > 1:
+        print(f"ops/s: the median of {args.rounds} rounds (lowest-highest); latency and CPU are those of the median run\n")
     print(f"JSON: {path}")
     return 0
 
