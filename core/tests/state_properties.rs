@@ -387,6 +387,18 @@ fn run_checked(mut db: Db, steps: &[Step]) -> Result<Run, TestCaseError> {
             prop_assert_eq!(&before, &after, "a retry changed the queue");
         }
 
+        // The trigger-kept pending count (backpressure reads it) equals a recount.
+        let (kept, counted): (i64, i64) = db
+            .conn
+            .query_row(
+                "SELECT (SELECT n FROM work_pending_count),
+                        (SELECT COUNT(*) FROM work_items WHERE status = 'pending')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        prop_assert_eq!(kept, counted, "pending count after {:?}", &env.command);
+
         // (1) one holder per claimed/running item; (2) attempts bounded and accounted.
         for it in after.values() {
             if matches!(it.status, WorkStatus::Claimed | WorkStatus::Running) {

@@ -46,6 +46,7 @@ fn migrate_is_idempotent_and_creates_every_table() {
             "locks",
             "sm_meta",
             "work_items",
+            "work_pending_count",
             "work_stats"
         ]
     );
@@ -148,11 +149,44 @@ fn legacy_work_queue_file_is_migrated_in_place() {
         now_us: T0,
         dir: Some(dir),
     };
+    // The pending count backpressure reads was counted from the rows found at migration.
+    assert_eq!(pending_count(&db.conn), 1);
     // The migrated queue works: the old items are claimable and completable.
     assert_eq!(db.run(claim("old-1", "n1")), TRUE);
     assert_eq!(db.run(complete("old-2", None, Some("gpu-1"))), TRUE);
     db.add("new-1");
     assert_eq!(queries::work_stats(&db.conn).unwrap().total_added, 8);
+    assert_eq!(pending_count(&db.conn), 1);
+    // The orchestrator writing the shared file with its own SQL keeps the count right too:
+    // triggers live in the file.
+    let path = db.dir.as_ref().unwrap().path().join("work_queue.db");
+    let orchestrator = Connection::open(&path).unwrap();
+    orchestrator
+        .execute_batch(
+            "INSERT INTO work_items (work_id, work_type, status) VALUES ('orch-1', 'selfplay', 'pending');
+             UPDATE work_items SET status = 'cancelled' WHERE work_id = 'new-1';
+             DELETE FROM work_items WHERE work_id = 'old-1';",
+        )
+        .unwrap();
+    assert_eq!(pending_count(&db.conn), 1);
+    orchestrator
+        .execute("DELETE FROM work_items WHERE work_id = 'orch-1'", [])
+        .unwrap();
+    assert_eq!(pending_count(&db.conn), 0);
+}
+
+/// The trigger-kept pending count, checked against a recount.
+fn pending_count(conn: &Connection) -> i64 {
+    let (kept, counted): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT n FROM work_pending_count),
+                    (SELECT COUNT(*) FROM work_items WHERE status = 'pending')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(kept, counted, "kept pending count vs a recount");
+    kept
 }
 
 #[test]

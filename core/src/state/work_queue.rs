@@ -114,9 +114,10 @@ fn exists(conn: &Connection, work_id: &str) -> rusqlite::Result<bool> {
         .is_some())
 }
 
-/// Number of items with status `pending`.
+/// Number of items with status `pending` (kept by triggers, see
+/// [`crate::store::schema::rebuild_pending_count`]).
 pub(crate) fn count_pending(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM work_items WHERE status = 'pending'")?
+    conn.prepare_cached("SELECT n FROM work_pending_count WHERE id = 1")?
         .query_row([], |row| row.get(0))
 }
 
