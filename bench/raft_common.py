@@ -97,17 +97,26 @@ class HostCpu:
 OTHER_LOAD = ["failure_detection[.]py", "[.]ci/run"]
 
 
-def other_benchmark_running() -> List[str]:
-    """Command lines of running processes matching OTHER_LOAD (pgrep -f), this process excluded."""
-    me = str(os.getpid())
-    found: List[str] = []
-    for pattern in OTHER_LOAD:
+def _pgrep(patterns: List[str]) -> List[Tuple[int, str]]:
+    """(pid, command line) of running processes matching any of ``patterns`` (pgrep -af),
+    this process excluded."""
+    me = os.getpid()
+    found: List[Tuple[int, str]] = []
+    for pattern in patterns:
         try:
             out = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        found += [l for l in out.stdout.splitlines() if l.strip() and l.split()[0] != me]
+        for line in out.stdout.splitlines():
+            head = line.split(maxsplit=1)
+            if head and head[0].isdigit() and int(head[0]) != me:
+                found.append((int(head[0]), line))
     return found
+
+
+def other_benchmark_running() -> List[str]:
+    """Command lines of running processes matching OTHER_LOAD, this process excluded."""
+    return [line for _, line in _pgrep(OTHER_LOAD)]
 
 
 # Node processes of these benchmarks. One left running by an earlier, interrupted run (or by a
@@ -132,20 +141,7 @@ def _ancestors(pid: int) -> List[int]:
 def stray_nodes() -> List[str]:
     """Command lines of node processes (NODE_PROCESSES) that this process did not start."""
     me = os.getpid()
-    found: List[str] = []
-    for pattern in NODE_PROCESSES:
-        try:
-            out = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        for line in out.stdout.splitlines():
-            parts = line.split(maxsplit=1)
-            if not parts or not parts[0].isdigit():
-                continue
-            pid = int(parts[0])
-            if pid != me and me not in _ancestors(pid):
-                found.append(line)
-    return found
+    return [line for pid, line in _pgrep(NODE_PROCESSES) if me not in _ancestors(pid)]
 
 
 def wait_for_quiet_machine(enabled: bool, poll: float = 30.0, give_up: float = 2400.0) -> Dict[str, Any]:

@@ -11,7 +11,9 @@ use swimraft_core::consensus::raft::durability::Durability;
 use swimraft_core::consensus::raft::log_store::LogStore;
 use swimraft_core::consensus::raft::node_id::NodeId;
 use swimraft_core::consensus::raft::state_store::{StateStore, SNAPSHOT_DIR, STATE_DB_FILE};
-use swimraft_core::consensus::raft::types::{Entry, Proposal, StorageError, TypeConfig, Vote};
+use swimraft_core::consensus::raft::types::{
+    Entry, LogId, Proposal, StorageError, TypeConfig, Vote,
+};
 use swimraft_core::state::command::{Command, CommandResult, Envelope, NewWorkItem};
 use swimraft_core::state::queries::state_digest;
 use tempfile::TempDir;
@@ -121,17 +123,15 @@ async fn digest(sm: &StateStore) -> String {
 async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
     let dir = tempfile::tempdir().unwrap();
     let raft = raft_dir(&dir);
-    let vote = Vote::new(1, node(1));
     let entries = |range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
         range
             .map(|i| blank_ent::<TypeConfig>(1, node(1), i))
             .collect()
     };
-    {
-        let mut log = LogStore::open(&raft).await.unwrap();
-        log.blocking_append(entries(1..=5)).await.unwrap();
+    // Records `committed`, then makes one write transaction (a vote) that may store it.
+    async fn record_then_write(log: &mut LogStore, committed: u64) {
         let flushes = log.flush_count();
-        log.save_committed(Some(log_id(1, node(1), 3)))
+        log.save_committed(Some(log_id(1, node(1), committed)))
             .await
             .unwrap();
         assert_eq!(
@@ -139,29 +139,34 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
             flushes,
             "recording a committed id writes nothing"
         );
-        log.save_vote(&vote).await.unwrap();
-        // Recorded beyond the stored log (entries 6..9 not appended yet): kept back.
-        log.save_committed(Some(log_id(1, node(1), 9)))
-            .await
-            .unwrap();
-        log.save_vote(&vote).await.unwrap();
+        log.save_vote(&Vote::new(1, node(1))).await.unwrap();
     }
-    {
-        let mut log = LogStore::open(&raft).await.unwrap();
-        assert_eq!(
-            log.read_committed().await.unwrap(),
-            Some(log_id(1, node(1), 3)),
-            "the id past the log end was not stored"
-        );
-        log.blocking_append(entries(6..=10)).await.unwrap();
-        log.save_committed(Some(log_id(1, node(1), 9)))
+    async fn stored_after_reopen(raft: &Path) -> Option<LogId> {
+        LogStore::open(raft)
             .await
-            .unwrap();
-        log.save_vote(&vote).await.unwrap();
+            .unwrap()
+            .read_committed()
+            .await
+            .unwrap()
     }
+
     let mut log = LogStore::open(&raft).await.unwrap();
+    log.blocking_append(entries(1..=5)).await.unwrap();
+    record_then_write(&mut log, 3).await;
+    // Recorded beyond the stored log (entries 6..9 not appended yet): kept back.
+    record_then_write(&mut log, 9).await;
+    drop(log);
     assert_eq!(
-        log.read_committed().await.unwrap(),
+        stored_after_reopen(&raft).await,
+        Some(log_id(1, node(1), 3))
+    );
+
+    let mut log = LogStore::open(&raft).await.unwrap();
+    log.blocking_append(entries(6..=10)).await.unwrap();
+    record_then_write(&mut log, 9).await;
+    drop(log);
+    assert_eq!(
+        stored_after_reopen(&raft).await,
         Some(log_id(1, node(1), 9))
     );
 }
