@@ -461,14 +461,16 @@ fn durable_end_below(conn: &Connection, index: i64) -> Result<Option<LogId>, Str
     }
 }
 
-/// Applies a batch in queue order inside one transaction and commits it (one fsync). Returns
-/// the durable end of the log after the commit, starting from `durable` before it.
+/// Applies a batch in queue order inside one transaction, with the newest committed id it may
+/// carry, and commits it (one fsync). Returns the durable end of the log after the commit,
+/// starting from the one published before it.
 fn write_batch(
     conn: &mut Connection,
     batch: &[Op],
-    mut durable: Option<LogId>,
+    shared: &Shared,
     committed: &mut Committed,
 ) -> Result<Option<LogId>, String> {
+    let mut durable = shared.durability.last();
     let sql = |e: rusqlite::Error| e.to_string();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -510,27 +512,30 @@ fn write_batch(
             Op::Exclusive(_) => {}
         }
     }
-    let stored = committed.store_within(&tx, durable).map_err(sql)?;
+    let recorded = lock(&shared.mem).committed;
+    let stored = committed
+        .store_within(&tx, recorded, durable)
+        .map_err(sql)?;
     tx.commit().map_err(sql)?;
     committed.saved = stored;
     Ok(durable)
 }
 
-/// The committed id as recorded by `save_committed` and as last stored by the writer.
+/// The committed id the writer last stored; `save_committed` records newer ones in
+/// [`LogMem::committed`].
 struct Committed {
-    shared: Arc<Shared>,
     saved: Option<LogId>,
 }
 
 impl Committed {
-    /// Stores the newest recorded committed id in `tx` when it is new and not past `durable`
-    /// (the log end the transaction makes durable); returns the id stored after `tx` commits.
+    /// Stores `recorded` in `tx` when it is new and not past `durable` (the log end the
+    /// transaction makes durable); returns the id stored once `tx` commits.
     fn store_within(
         &self,
         tx: &Connection,
+        recorded: Option<LogId>,
         durable: Option<LogId>,
     ) -> rusqlite::Result<Option<LogId>> {
-        let recorded = lock(&self.shared.mem).committed;
         let storable =
             recorded > self.saved && recorded.map(|c| c.index) <= durable.map(|d| d.index);
         if !storable {
@@ -549,7 +554,6 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
     let mut held_back: Option<Op> = None;
     let mut committed = Committed {
         saved: lock(&shared.mem).committed,
-        shared: Arc::clone(&shared),
     };
     loop {
         let first = match held_back.take() {
@@ -560,8 +564,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
                 // newest committed id (an empty transaction that stores only that).
                 Err(mpsc::RecvError) => {
                     if failed.is_none() {
-                        let _ =
-                            write_batch(&mut conn, &[], shared.durability.last(), &mut committed);
+                        let _ = write_batch(&mut conn, &[], &shared, &mut committed);
                     }
                     break;
                 }
@@ -584,7 +587,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
         }
         let result = match &failed {
             Some(msg) => Err(msg.clone()),
-            None => write_batch(&mut conn, &batch, shared.durability.last(), &mut committed)
+            None => write_batch(&mut conn, &batch, &shared, &mut committed)
                 .map_err(|e| format!("log.db write failed: {e}")),
         };
         let result = match result {
