@@ -560,10 +560,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: Arc<Shared>
             Some(op) => op,
             None => match rx.recv() {
                 Ok(op) => op,
-                // Every sender is gone: the store was dropped and the queue is empty. Keep the
-                // newest committed id (an empty transaction that stores only that).
+                // Every sender is gone: the store was dropped and the queue is empty. Keep a
+                // newer committed id, if one was recorded since the last write (a transaction
+                // that stores only that).
                 Err(mpsc::RecvError) => {
-                    if failed.is_none() {
+                    let newer = lock(&shared.mem).committed > committed.saved;
+                    if failed.is_none() && newer {
                         let _ = write_batch(&mut conn, &[], &shared, &mut committed);
                     }
                     break;
