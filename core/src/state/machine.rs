@@ -15,7 +15,7 @@
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::command::{Command, CommandResult, Envelope};
-use super::session::{self, SessionCheck};
+use super::session::{self, SessionCheck, Sessions};
 use super::{jobs, kv, locks, work_queue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{meta, storage_error};
@@ -68,23 +68,20 @@ pub fn apply(tx: &Transaction<'_>, log_index: u64, env: &Envelope) -> Result<Com
 }
 
 /// One write's session handling and effect (the bookkeeping around it is the caller's).
-fn apply_write(conn: &Connection, ctx: &Ctx, env: &Envelope) -> rusqlite::Result<CommandResult> {
+fn apply_write(
+    conn: &Connection,
+    ctx: &Ctx,
+    sessions: &mut Sessions,
+    env: &Envelope,
+) -> rusqlite::Result<CommandResult> {
     if env.client_id.is_empty() {
         return dispatch(conn, ctx, &env.command);
     }
-    match session::check(conn, &env.client_id, env.seq)? {
+    match sessions.check(conn, &env.client_id, env.seq)? {
         SessionCheck::Repeat(result) | SessionCheck::Stale(result) => Ok(result),
-        SessionCheck::Fresh(watermark) => {
+        SessionCheck::Fresh => {
             let result = dispatch(conn, ctx, &env.command)?;
-            session::record(
-                conn,
-                &env.client_id,
-                env.seq,
-                env.first_unacked,
-                &result,
-                ctx.now_us,
-                watermark,
-            )?;
+            sessions.record(conn, &env.client_id, env.seq, env.first_unacked, &result)?;
             Ok(result)
         }
     }
@@ -95,8 +92,9 @@ fn apply_write(conn: &Connection, ctx: &Ctx, env: &Envelope) -> rusqlite::Result
 ///
 /// The same state and results as [`apply`] at the next indexes, one write after another, with
 /// the bookkeeping done once per batch: the clock and `last_applied_index` are read and stored
-/// once, and idle client sessions are expired only when the clock moves (a leader's batch
-/// shares one clock).
+/// once, idle client sessions are expired only when the clock moves (a leader's batch shares
+/// one clock), and each client's session row is read and written back once per run of writes
+/// with one clock ([`Sessions`]).
 pub fn apply_writes(tx: &Transaction<'_>, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
     let (_, results) = apply_writes_inner(tx, writes).map_err(storage_error)?;
     Ok(results)
@@ -127,23 +125,30 @@ fn apply_writes_from(
     writes: &[Envelope],
 ) -> rusqlite::Result<(u64, Vec<CommandResult>)> {
     let mut now_us = meta::get_i64(conn, meta::LAST_NOW_US)?.unwrap_or(i64::MIN);
-    let mut expired_at = None;
+    let mut sessions: Option<Sessions> = None;
     let mut results = Vec::with_capacity(writes.len());
     let mut index = first_index;
     for (offset, env) in (0u64..).zip(writes) {
         index = first_index + offset;
         now_us = now_us.max(env.now_us);
-        // Expiring again at the same clock finds nothing new (sessions written since carry
-        // this clock), so this equals expiring before every write.
-        if expired_at != Some(now_us) {
+        // Sessions are cached for a run of writes with one `now_us` (a leader's batch) and
+        // written back before the clock moves on and expires old ones.
+        if sessions.as_ref().map(Sessions::now_us) != Some(now_us) {
+            if let Some(run) = sessions.take() {
+                run.flush(conn)?;
+            }
             session::expire(conn, now_us)?;
-            expired_at = Some(now_us);
+            sessions = Some(Sessions::new(now_us));
         }
         let ctx = Ctx {
             write_index: index,
             now_us,
         };
-        results.push(apply_write(conn, &ctx, env)?);
+        let run = sessions.as_mut().expect("set above");
+        results.push(apply_write(conn, &ctx, run, env)?);
+    }
+    if let Some(run) = sessions {
+        run.flush(conn)?;
     }
     meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
     meta::set(conn, meta::LAST_APPLIED_INDEX, &index.to_string())?;
