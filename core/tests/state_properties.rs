@@ -398,6 +398,14 @@ fn run_checked(mut db: Db, steps: &[Step]) -> Result<Run, TestCaseError> {
             )
             .unwrap();
         prop_assert_eq!(kept, counted, "pending count after {:?}", &env.command);
+        // The status line's queue size, read from that count and the index, equals the stats.
+        let stats = queries::work_stats(&db.conn).unwrap();
+        prop_assert_eq!(
+            queries::work_queue_size(&db.conn).unwrap(),
+            stats.pending + stats.claimed + stats.running,
+            "queue size after {:?}",
+            &env.command
+        );
 
         // (1) one holder per claimed/running item; (2) attempts bounded and accounted.
         for it in after.values() {

@@ -123,6 +123,24 @@ pub struct WorkStats {
     pub backpressure_warning: bool,
 }
 
+/// Items waiting or being worked on: `pending + claimed + running` of [`work_stats`], without
+/// reading the whole table (the status line refreshes it every second on every node). The
+/// pending part comes from the trigger-kept count (`work_pending_count`, see
+/// [`crate::store::schema`]); the claimed and running items, and the NULL statuses a foreign
+/// file may hold (they read as pending), are counted in the claim-order index, whose first
+/// column is the status, so the cost follows the active items, not the history.
+pub fn work_queue_size(conn: &Connection) -> Result<u64> {
+    conn.prepare_cached(WORK_QUEUE_SIZE)
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+        .map(count)
+        .map_err(storage_error)
+}
+
+const WORK_QUEUE_SIZE: &str = "SELECT COALESCE((SELECT n FROM work_pending_count), 0)
+    + (SELECT COUNT(*) FROM work_items WHERE status = 'claimed')
+    + (SELECT COUNT(*) FROM work_items WHERE status = 'running')
+    + (SELECT COUNT(*) FROM work_items WHERE status IS NULL)";
+
 /// Counts by status and type, lifetime totals, and the backpressure state.
 pub fn work_stats(conn: &Connection) -> Result<WorkStats> {
     work_stats_inner(conn).map_err(storage_error)
@@ -325,4 +343,33 @@ pub fn sweeps_due(conn: &Connection, now_us: i64) -> Result<(bool, bool)> {
         Ok((timeouts, locks))
     })()
     .map_err(storage_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status line's queue size never walks the whole table: every count it makes is a
+    /// range of the claim-order index (so finished items cost nothing).
+    #[test]
+    fn queue_size_reads_the_index_not_the_table() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {WORK_QUEUE_SIZE}"))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let on_items: Vec<&String> = plan.iter().filter(|l| l.contains("work_items")).collect();
+        assert_eq!(on_items.len(), 3, "{plan:?}");
+        for line in on_items {
+            assert!(
+                line.starts_with(
+                    "SEARCH work_items USING COVERING INDEX idx_work_items_claim_order"
+                ),
+                "{plan:?}"
+            );
+        }
+    }
 }

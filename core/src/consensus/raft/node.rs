@@ -889,12 +889,9 @@ async fn refresh_queue_figures(
         }
         let figures = reader
             .read(|conn| {
-                let work = crate::state::queries::work_stats(conn)?;
+                let queue = crate::state::queries::work_queue_size(conn)?;
                 let jobs = crate::state::queries::job_stats(conn)?;
-                Ok((
-                    work.pending + work.claimed + work.running,
-                    jobs.all.assigned,
-                ))
+                Ok((queue, jobs.all.assigned))
             })
             .await;
         if let (Ok((queue, jobs)), Ok(mut s)) = (figures, status.write()) {
