@@ -133,18 +133,20 @@ fn apply_writes_from(
         now_us = now_us.max(env.now_us);
         // Sessions are cached for a run of writes with one `now_us` (a leader's batch) and
         // written back before the clock moves on and expires old ones.
-        if sessions.as_ref().map(Sessions::now_us) != Some(now_us) {
-            if let Some(run) = sessions.take() {
-                run.flush(conn)?;
+        let run = match &mut sessions {
+            Some(run) if run.now_us() == now_us => run,
+            slot => {
+                if let Some(done) = slot.take() {
+                    done.flush(conn)?;
+                }
+                session::expire(conn, now_us)?;
+                slot.insert(Sessions::new(now_us))
             }
-            session::expire(conn, now_us)?;
-            sessions = Some(Sessions::new(now_us));
-        }
+        };
         let ctx = Ctx {
             write_index: index,
             now_us,
         };
-        let run = sessions.as_mut().expect("set above");
         results.push(apply_write(conn, &ctx, run, env)?);
     }
     if let Some(run) = sessions {

@@ -224,9 +224,9 @@ impl Sessions {
 /// Forgets the clients whose watermark row is more than [`SESSION_TTL_US`] +
 /// [`WATERMARK_REFRESH_US`] older than `now_us`, with their remembered answers. Every client
 /// with a remembered answer has a watermark row ([`Sessions::flush`] writes one with the first
-/// answer),
-/// refreshed at least every [`WATERMARK_REFRESH_US`] while the client writes, so no answer is
-/// forgotten less than [`SESSION_TTL_US`] after its client's last write.
+/// answer, before the clock moves on and this runs), refreshed at least every
+/// [`WATERMARK_REFRESH_US`] while the client writes, so no answer is forgotten less than
+/// [`SESSION_TTL_US`] after its client's last write.
 pub(crate) fn expire(conn: &Connection, now_us: i64) -> rusqlite::Result<()> {
     let cutoff = now_us
         .saturating_sub(SESSION_TTL_US)
