@@ -445,10 +445,7 @@ def print_tables(results: Dict[str, Any]) -> None:
             continue
         s = res["summary"]
         a, r = s["all"], s["after_restart"]
-        m = res.get("machine") or {}
-        if m.get("other_load_ran_meanwhile") or m.get("swimraft_reinstalled_meanwhile") or m.get("stray_nodes"):
-            label += " (SKEWED: other load, a stray node or a reinstall)"
-        rows.append([label, a["n"], rc.fmt(a["median"], 0, 1000), rc.fmt(a["p90"], 0, 1000),
+        rows.append([rc.skew_label(label, res), a["n"], rc.fmt(a["median"], 0, 1000), rc.fmt(a["p90"], 0, 1000),
                      rc.fmt(a["max"], 0, 1000), f'{r["n"]}', rc.fmt(r["median"], 0, 1000), rc.fmt(r["max"], 0, 1000),
                      s["failed_trials"], res["leader_changes_during_trials"],
                      res["extra_leader_changes_failover"],
