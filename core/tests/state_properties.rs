@@ -388,15 +388,7 @@ fn run_checked(mut db: Db, steps: &[Step]) -> Result<Run, TestCaseError> {
         }
 
         // The trigger-kept pending count (backpressure reads it) equals a recount.
-        let (kept, counted): (i64, i64) = db
-            .conn
-            .query_row(
-                "SELECT (SELECT n FROM work_pending_count),
-                        (SELECT COUNT(*) FROM work_items WHERE status = 'pending')",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let (kept, counted) = state_support::pending_counts(&db.conn);
         prop_assert_eq!(kept, counted, "pending count after {:?}", &env.command);
         // The status line's queue size, read from that count and the index, equals the stats.
         let stats = queries::work_stats(&db.conn).unwrap();

@@ -177,14 +177,7 @@ fn legacy_work_queue_file_is_migrated_in_place() {
 
 /// The trigger-kept pending count, checked against a recount.
 fn pending_count(conn: &Connection) -> i64 {
-    let (kept, counted): (i64, i64) = conn
-        .query_row(
-            "SELECT (SELECT n FROM work_pending_count),
-                    (SELECT COUNT(*) FROM work_items WHERE status = 'pending')",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (kept, counted) = pending_counts(conn);
     assert_eq!(kept, counted, "kept pending count vs a recount");
     kept
 }

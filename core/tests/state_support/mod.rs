@@ -171,3 +171,14 @@ pub fn assert_rejected(result: &CommandResult, kind: RejectKind) -> String {
 
 pub const TRUE: CommandResult = CommandResult::Bool(true);
 pub const FALSE: CommandResult = CommandResult::Bool(false);
+
+/// The trigger-kept pending count and a recount of the pending rows: `(kept, counted)`.
+pub fn pending_counts(conn: &Connection) -> (i64, i64) {
+    conn.query_row(
+        "SELECT (SELECT n FROM work_pending_count),
+                (SELECT COUNT(*) FROM work_items WHERE status = 'pending')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("read the pending counts")
+}
