@@ -87,16 +87,17 @@ fn apply_write(
     }
 }
 
-/// Applies `writes` (one Raft entry's batch) as the next writes, in order, inside `tx`; one
-/// result per write.
+/// Applies `writes` (one Raft entry's batch) as the next writes, in order, on `conn`, which
+/// must be inside the caller's write transaction (the Raft state store keeps one open over
+/// several entries, see `consensus::raft::group_commit`); one result per write.
 ///
 /// The same state and results as [`apply`] at the next indexes, one write after another, with
 /// the bookkeeping done once per batch: the clock and `last_applied_index` are read and stored
 /// once, idle client sessions are expired only when the clock moves (a leader's batch shares
 /// one clock), and each client's session row is read and written back once per run of writes
 /// with one clock ([`Sessions`]).
-pub fn apply_writes(tx: &Transaction<'_>, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
-    let (_, results) = apply_writes_inner(tx, writes).map_err(storage_error)?;
+pub fn apply_writes(conn: &Connection, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
+    let (_, results) = apply_writes_inner(conn, writes).map_err(storage_error)?;
     Ok(results)
 }
 

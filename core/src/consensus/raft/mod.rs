@@ -10,9 +10,11 @@
 //! * [`split_vote`]: re-campaigns after a failed round with a fresh random delay.
 //! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack, except
 //!   a leader's own entries: [`durability`] says why that is safe).
-//! * [`state_store`]: the state machine on SQLite; [`snapshot`]: its snapshot files.
+//! * [`state_store`]: the state machine on SQLite; [`snapshot`]: its snapshot files;
+//!   [`group_commit`]: its write connection, one transaction over several apply batches.
 
 pub mod durability;
+pub mod group_commit;
 pub mod log_store;
 pub mod network;
 pub mod node;

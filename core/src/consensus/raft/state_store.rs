@@ -1,14 +1,17 @@
 //! The state machine on SQLite (`<data_dir>/raft/state.db`), openraft's [`RaftStateMachine`].
 //!
-//! * **Apply**: one SQLite transaction per batch of committed entries, run inline in openraft's
-//!   state-machine task (a batch is short: no fsync; a hop to a blocking thread and back costs
-//!   more than the transaction). The writes of a normal entry go through
-//!   [`crate::state::apply_writes`], membership entries are stored, blank entries only advance
-//!   the index; the applied [`LogId`] and the [`StoredMembership`] are written in the same
-//!   transaction, into `sm_meta` ([`LAST_APPLIED_LOG_ID`], [`meta::MEMBERSHIP`]), so state and
-//!   bookkeeping never disagree.
-//!   The file runs with `synchronous=NORMAL`: a commit lost to a power cut is re-applied from
-//!   the durable log (openraft re-applies from `last_applied` on start).
+//! * **Apply**: batches of committed entries are applied inline in openraft's state-machine
+//!   task (a batch is short: no fsync; a hop to a blocking thread and back costs more than
+//!   the batch) into one SQLite transaction that stays open over several batches and is
+//!   committed in groups ([`super::group_commit`]: by age and size, before every read and
+//!   snapshot). The writes of a normal entry go through [`crate::state::apply_writes`],
+//!   membership entries are stored, blank entries only advance the index; the applied
+//!   [`LogId`] and the [`StoredMembership`] are written in the same transaction, into
+//!   `sm_meta` ([`LAST_APPLIED_LOG_ID`], [`meta::MEMBERSHIP`]), so state and bookkeeping never
+//!   disagree.
+//!   The file runs with `synchronous=NORMAL`: a commit lost to a power cut, like a group not
+//!   yet committed when the process dies, is re-applied from the durable log (openraft
+//!   re-applies from `last_applied` on start).
 //! * **Reads**: [`StateStore::reader`] hands out [`StateReader`]s that run closures on
 //!   separate read-only connections (WAL lets them read beside the writer), each closure in
 //!   one read transaction, on a blocking thread.
@@ -17,8 +20,8 @@
 //!   in one transaction. Building, installing and handing out the current snapshot are
 //!   serialized by one async lock.
 //!
-//! The state machine has one write connection, used under a mutex by `apply` and by installs,
-//! so writes to `state.db` never interleave.
+//! The state machine has one write connection, used under a mutex by `apply`, by installs and
+//! by the group-commit flushes, so writes to `state.db` never interleave.
 //!
 //! Installing a snapshot is crash-safe because of the order of its steps:
 //!
@@ -38,10 +41,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::durability::Durability;
+use super::group_commit::{self, Writer};
 use super::snapshot::{install_into, SnapshotDir, SnapshotMeta, StoredSnapshot};
 use super::types::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
 use crate::error::{Error, ErrorKind};
@@ -114,6 +118,14 @@ enum ApplyError {
     Write(Error),
 }
 
+impl ApplyError {
+    fn error(&self) -> &Error {
+        match self {
+            ApplyError::Entry(_, e) | ApplyError::Write(e) => e,
+        }
+    }
+}
+
 impl From<ApplyError> for StorageError {
     fn from(e: ApplyError) -> StorageError {
         match e {
@@ -127,7 +139,8 @@ impl From<ApplyError> for StorageError {
 struct Shared {
     db_path: PathBuf,
     /// The only write connection.
-    writer: Mutex<Connection>,
+    /// The write connection (apply, installs), committing in groups ([`Writer`]).
+    writer: Arc<Mutex<Writer>>,
     /// Cache of `(last applied log id, membership)`, updated after each commit.
     applied: Mutex<(Option<LogId>, StoredMembership)>,
     readers: Mutex<Vec<Connection>>,
@@ -139,17 +152,15 @@ struct Shared {
 
 impl Shared {
     fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<Vec<CommandResult>>, ApplyError> {
-        let write_error = |e: rusqlite::Error| ApplyError::Write(storage_error(e));
-        let mut conn = lock(&self.writer);
+        let mut writer = lock(&self.writer);
         let (mut applied, mut membership) = lock(&self.applied).clone();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(write_error)?;
+        let conn = writer.begin().map_err(ApplyError::Write)?;
         let mut results = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        let mut writes = 0;
+        let outcome = entries.iter().try_for_each(|entry| {
             let log_id = entry.log_id;
             let result = match &entry.payload {
-                EntryPayload::Normal(proposal) => state::apply_writes(&tx, &proposal.writes)
+                EntryPayload::Normal(proposal) => state::apply_writes(conn, &proposal.writes)
                     .map_err(|e| ApplyError::Entry(log_id, e))?,
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(log_id), m.clone());
@@ -157,12 +168,21 @@ impl Shared {
                 }
                 EntryPayload::Blank => Vec::new(),
             };
+            writes += result.len();
             applied = Some(log_id);
             results.push(result);
+            Ok(())
+        });
+        let outcome = outcome
+            .and_then(|()| write_applied(conn, applied, &membership).map_err(ApplyError::Write));
+        if let Err(e) = outcome {
+            writer.abort(e.error());
+            return Err(e);
         }
-        write_applied(&tx, applied, &membership).map_err(ApplyError::Write)?;
-        tx.commit().map_err(write_error)?;
+        // The cache runs ahead of the file while the transaction is open; every reader of the
+        // file flushes first, and a crash re-applies from the log (see `group_commit`).
         *lock(&self.applied) = (applied, membership);
+        writer.applied(writes.max(1)).map_err(ApplyError::Write)?;
         Ok(results)
     }
 
@@ -170,6 +190,8 @@ impl Shared {
         &self,
         f: impl FnOnce(&Connection) -> crate::Result<T>,
     ) -> crate::Result<T> {
+        // Every applied entry is visible to the read (read-your-writes, linearizable reads).
+        lock(&self.writer).flush()?;
         let pooled = lock(&self.readers).pop();
         let conn = match pooled {
             Some(conn) => conn,
@@ -200,8 +222,8 @@ impl Shared {
         };
         *lock(&self.current) = Some(stored.clone());
         {
-            let mut conn = lock(&self.writer);
-            install_into(&mut conn, &stored.path, meta)?;
+            let mut writer = lock(&self.writer);
+            install_into(writer.committed()?, &stored.path, meta)?;
             *lock(&self.applied) = (meta.last_log_id, meta.last_membership.clone());
         }
         self.snapshots.remove_all_except(&stored);
@@ -209,6 +231,8 @@ impl Shared {
     }
 
     fn build_blocking(&self) -> crate::Result<StoredSnapshot> {
+        // The snapshot holds everything applied so far.
+        lock(&self.writer).flush()?;
         let stored = self.snapshots.capture(&self.db_path)?;
         *lock(&self.current) = Some(stored.clone());
         self.snapshots.remove_all_except(&stored);
@@ -267,10 +291,12 @@ impl StateStore {
                 membership = snapshot.meta.last_membership.clone();
             }
         }
+        let writer = Arc::new(Mutex::new(Writer::new(conn)));
+        group_commit::spawn_idle_flusher(&writer);
         Ok(StateStore {
             shared: Arc::new(Shared {
                 db_path,
-                writer: Mutex::new(conn),
+                writer,
                 applied: Mutex::new((applied, membership)),
                 readers: Mutex::new(Vec::new()),
                 snapshots,
