@@ -331,6 +331,12 @@ impl StateStore {
         lock(&self.shared.applied).0
     }
 
+    /// Whether applied entries wait in the open group-commit transaction, not yet in the file
+    /// ([`super::group_commit`]).
+    pub fn has_uncommitted(&self) -> bool {
+        lock(&self.shared.writer).has_open_transaction()
+    }
+
     /// Metadata of the current (newest) snapshot.
     pub fn current_snapshot_meta(&self) -> Option<SnapshotMeta> {
         lock(&self.shared.current).as_ref().map(|s| s.meta.clone())
