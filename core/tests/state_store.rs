@@ -21,6 +21,10 @@ fn file_database_pragmas() {
     assert_eq!(pragma::<i64>(&db.conn, "synchronous"), 1, "NORMAL");
     assert_eq!(pragma::<i64>(&db.conn, "busy_timeout"), 10_000);
     assert_eq!(pragma::<i64>(&db.conn, "foreign_keys"), 0);
+    assert_eq!(
+        pragma::<i64>(&db.conn, "wal_autocheckpoint"),
+        store::schema::STATE_WAL_AUTOCHECKPOINT
+    );
 }
 
 #[test]

@@ -188,6 +188,13 @@ pub const STATEMENT_CACHE: usize = 128;
 /// same rows. Existing files keep their page size.
 pub const STATE_PAGE_SIZE: i64 = 1024;
 
+/// WAL frames after which a commit checkpoints them into the database file (SQLite's default
+/// is 1,000, only 1 MiB with 1 KiB pages). A checkpoint copies the newest version of each page
+/// in the WAL and fsyncs, so the hot pages that nearly every commit rewrites are copied once
+/// per checkpoint: 8 MiB of WAL between checkpoints measured about 6 % less CPU per write
+/// under 64 concurrent clients than the default (32 MiB: no further gain).
+pub const STATE_WAL_AUTOCHECKPOINT: i64 = 8192;
+
 fn configure(conn: &Connection, wal: bool) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     super::stable_plans(conn).map_err(storage_error)?;
@@ -210,6 +217,7 @@ fn configure(conn: &Connection, wal: bool) -> Result<()> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .and_then(|()| conn.pragma_update(None, "foreign_keys", "OFF"))
+        .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", STATE_WAL_AUTOCHECKPOINT))
         .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
         .map_err(storage_error)
 }
