@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 # The failure-detection harness's process helpers (bench/ is on sys.path: the scripts run from it).
 from adapters.base import host_cpu_times, kill_group, process_cpu_seconds
@@ -351,6 +351,19 @@ def skew_label(system: str, result: Dict[str, Any]) -> str:
 
 # -- node processes -----------------------------------------------------------------------
 
+
+def _lines_until_closed(stream: Any) -> Iterator[bytes]:
+    """The lines of a child's pipe until it ends or is closed by another thread (``stop()``
+    closes it after killing the child, possibly while a reader is still iterating)."""
+    while True:
+        try:
+            raw = stream.readline()
+        except (ValueError, OSError):  # closed under us
+            return
+        if not raw:
+            return
+        yield raw
+
 class NodeProc:
     """One child process that prints JSON lines; ``on_line(node, t, record)`` sees each of them."""
 
@@ -395,10 +408,11 @@ class NodeProc:
                          name=f"reader-{self.name}").start()
 
     def _read(self, proc: subprocess.Popen, generation: int) -> None:
+        # Runs until the child's stdout ends, or until stop() closes the pipe under it.
         out = open(os.path.join(self.log_dir, f"{self.name}.g{generation}.stdout"), "wb")
         try:
             assert proc.stdout is not None
-            for raw in proc.stdout:
+            for raw in _lines_until_closed(proc.stdout):
                 t = time.monotonic()
                 if not raw.startswith(b'{"event": "status"'):  # status lines: folded by on_line
                     out.write(raw[:20000])
