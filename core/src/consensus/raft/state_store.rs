@@ -138,10 +138,10 @@ impl From<ApplyError> for StorageError {
 /// What the store, its readers and its snapshot builders share.
 struct Shared {
     db_path: PathBuf,
-    /// The only write connection.
-    /// The write connection (apply, installs), committing in groups ([`Writer`]).
+    /// The only write connection (apply, installs), committing in groups ([`Writer`]).
     writer: Arc<Mutex<Writer>>,
-    /// Cache of `(last applied log id, membership)`, updated after each commit.
+    /// Cache of `(last applied log id, membership)`, updated after each apply batch (ahead of
+    /// the file while a group is open).
     applied: Mutex<(Option<LogId>, StoredMembership)>,
     readers: Mutex<Vec<Connection>>,
     snapshots: SnapshotDir,
@@ -182,7 +182,7 @@ impl Shared {
         // The cache runs ahead of the file while the transaction is open; every reader of the
         // file flushes first, and a crash re-applies from the log (see `group_commit`).
         *lock(&self.applied) = (applied, membership);
-        writer.applied(writes.max(1)).map_err(ApplyError::Write)?;
+        writer.applied(writes).map_err(ApplyError::Write)?;
         Ok(results)
     }
 
@@ -366,7 +366,7 @@ impl StateReader {
         self.shared.read_blocking(f)
     }
 
-    /// The last applied log id (updated after each committed apply batch).
+    /// The last applied log id (updated after each apply batch).
     pub fn applied_log_id(&self) -> Option<LogId> {
         lock(&self.shared.applied).0
     }
