@@ -162,8 +162,11 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::warn!(error = %e, "state machine: applied entries not committed at close; they are re-applied from the log on start");
+        // A failed writer has nothing left to commit (its transaction was rolled back).
+        if self.failed.is_none() {
+            if let Err(e) = self.flush() {
+                tracing::warn!(error = %e, "state machine: applied entries not committed at close; they are re-applied from the log on start");
+            }
         }
         // Lets the idle flusher see that the writer is gone.
         self.opened.notify_one();
