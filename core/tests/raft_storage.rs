@@ -8,7 +8,7 @@ use openraft::testing::{blank_ent, log_id, membership_ent, StoreBuilder, Suite};
 use openraft::{AnyError, EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
 use serde_json::json;
 use swimraft_core::consensus::raft::durability::Durability;
-use swimraft_core::consensus::raft::log_store::LogStore;
+use swimraft_core::consensus::raft::log_store::{LogStore, LOG_DB_FILE};
 use swimraft_core::consensus::raft::node_id::NodeId;
 use swimraft_core::consensus::raft::state_store::{StateStore, SNAPSHOT_DIR, STATE_DB_FILE};
 use swimraft_core::consensus::raft::types::{
@@ -169,6 +169,48 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
         stored_after_reopen(&raft).await,
         Some(log_id(1, node(1), 9))
     );
+}
+
+/// A committed id recorded after the last write is stored by the writer thread's last act
+/// when the store is dropped (a clean shutdown restarts with it, not with an older one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committed_id_recorded_last_is_stored_when_the_store_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = raft_dir(&dir);
+    let mut log = LogStore::open(&raft).await.unwrap();
+    log.blocking_append((1..=5).map(|i| blank_ent::<TypeConfig>(1, node(1), i)))
+        .await
+        .unwrap();
+    // Recorded only: no write transaction follows before the drop.
+    log.save_committed(Some(log_id(1, node(1), 4)))
+        .await
+        .unwrap();
+    drop(log);
+    // The writer thread is not joined on drop; read the file until its last transaction shows
+    // (bounded: 5 s).
+    let stored = |path: &Path| -> Option<LogId> {
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        let text: String = conn
+            .query_row(
+                "SELECT value FROM log_meta WHERE key = 'committed_log_id'",
+                [],
+                |row| row.get(0),
+            )
+            .ok()?;
+        serde_json::from_str::<Option<LogId>>(&text).ok().flatten()
+    };
+    let path = raft.join(LOG_DB_FILE);
+    let mut found = None;
+    for _ in 0..500 {
+        found = stored(&path);
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(found, Some(log_id(1, node(1), 4)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
