@@ -12,8 +12,9 @@
 //! * before any read of the state ([`Writer::flush`], called by the state store's readers), so
 //!   a read sees every applied entry exactly as with a commit per batch;
 //! * before a snapshot is built or installed;
-//! * when no batch came for [`MAX_AGE`] ([`spawn_idle_flusher`]), so the file on disk trails
-//!   the applied state by at most about that much;
+//! * by a timer once it is [`MAX_AGE`] old although no batch came to commit it
+//!   ([`spawn_idle_flusher`], which checks every [`MAX_AGE`]), so the file on disk trails the
+//!   applied state by at most about twice that;
 //! * when the writer is dropped.
 //!
 //! Losing the open transaction is safe: it holds only applied entries, which are committed in
