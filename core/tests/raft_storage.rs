@@ -8,7 +8,7 @@ use openraft::testing::{blank_ent, log_id, membership_ent, StoreBuilder, Suite};
 use openraft::{AnyError, EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
 use serde_json::json;
 use swimraft_core::consensus::raft::durability::Durability;
-use swimraft_core::consensus::raft::log_store::{LogStore, LOG_DB_FILE};
+use swimraft_core::consensus::raft::log_store::LogStore;
 use swimraft_core::consensus::raft::node_id::NodeId;
 use swimraft_core::consensus::raft::state_store::{StateStore, SNAPSHOT_DIR, STATE_DB_FILE};
 use swimraft_core::consensus::raft::types::{
@@ -117,6 +117,16 @@ async fn digest(sm: &StateStore) -> String {
     sm.reader().read(state_digest).await.unwrap()
 }
 
+/// The committed id a store opened on `raft` reads back.
+async fn committed_after_reopen(raft: &Path) -> Option<LogId> {
+    LogStore::open(raft)
+        .await
+        .unwrap()
+        .read_committed()
+        .await
+        .unwrap()
+}
+
 /// A committed id costs no transaction of its own, and is never stored past the log end that
 /// the storing transaction makes durable: a restart must not find a committed id beyond its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,15 +151,6 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
         );
         log.save_vote(&Vote::new(1, node(1))).await.unwrap();
     }
-    async fn stored_after_reopen(raft: &Path) -> Option<LogId> {
-        LogStore::open(raft)
-            .await
-            .unwrap()
-            .read_committed()
-            .await
-            .unwrap()
-    }
-
     let mut log = LogStore::open(&raft).await.unwrap();
     log.blocking_append(entries(1..=5)).await.unwrap();
     record_then_write(&mut log, 3).await;
@@ -157,7 +158,7 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
     record_then_write(&mut log, 9).await;
     drop(log);
     assert_eq!(
-        stored_after_reopen(&raft).await,
+        committed_after_reopen(&raft).await,
         Some(log_id(1, node(1), 3))
     );
 
@@ -166,7 +167,7 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
     record_then_write(&mut log, 9).await;
     drop(log);
     assert_eq!(
-        stored_after_reopen(&raft).await,
+        committed_after_reopen(&raft).await,
         Some(log_id(1, node(1), 9))
     );
 }
@@ -186,25 +187,11 @@ async fn the_committed_id_recorded_last_is_stored_when_the_store_is_dropped() {
         .await
         .unwrap();
     drop(log);
-    // The writer thread is not joined on drop; read the file until its last transaction shows
+    // The writer thread is not joined on drop: reopen until its last transaction shows
     // (bounded: 5 s).
-    let stored = |path: &Path| -> Option<LogId> {
-        let conn =
-            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .ok()?;
-        let text: String = conn
-            .query_row(
-                "SELECT value FROM log_meta WHERE key = 'committed_log_id'",
-                [],
-                |row| row.get(0),
-            )
-            .ok()?;
-        serde_json::from_str::<Option<LogId>>(&text).ok().flatten()
-    };
-    let path = raft.join(LOG_DB_FILE);
     let mut found = None;
     for _ in 0..500 {
-        found = stored(&path);
+        found = committed_after_reopen(&raft).await;
         if found.is_some() {
             break;
         }
