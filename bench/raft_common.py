@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -412,7 +413,9 @@ class NodeProc:
         out = open(os.path.join(self.log_dir, f"{self.name}.g{generation}.stdout"), "wb")
         try:
             assert proc.stdout is not None
-            for raw in _lines_until_closed(proc.stdout):
+            # Buffered: the pipe is unbuffered (bufsize=0), and a raw readline reads one byte per
+            # system call, each taking and releasing the GIL in the measuring process.
+            for raw in _lines_until_closed(io.BufferedReader(proc.stdout, 65536)):
                 t = time.monotonic()
                 if not raw.startswith(b'{"event": "status"'):  # status lines: folded by on_line
                     out.write(raw[:20000])
