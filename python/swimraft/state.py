@@ -13,8 +13,9 @@ the sync and async methods are generated from that description.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .ids import new_work_id
 
 __all__ = ["WorkQueue", "Jobs", "Locks", "KV"]
 
@@ -98,7 +99,7 @@ def _new_item(
     depends_on: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     return {
-        "work_id": work_id if work_id is not None else uuid.uuid4().hex,
+        "work_id": work_id if work_id is not None else new_work_id(),
         "work_type": work_type,
         "priority": int(priority),
         "config": {} if config is None else config,
