@@ -13,8 +13,8 @@
 //!   a read sees every applied entry exactly as with a commit per batch;
 //! * before a snapshot is built or installed;
 //! * by a timer once it is [`MAX_AGE`] old although no batch came to commit it
-//!   ([`spawn_idle_flusher`], which checks every [`MAX_AGE`]), so the file on disk trails the
-//!   applied state by at most about twice that;
+//!   ([`spawn_idle_flusher`], which sleeps until the open transaction is due), so the file on
+//!   disk trails the applied state by about [`MAX_AGE`] at most;
 //! * when the writer is dropped.
 //!
 //! Losing the open transaction is safe: it holds only applied entries, which are committed in
@@ -102,10 +102,10 @@ impl Writer {
             return Ok(());
         };
         open.writes += writes;
-        if open.writes >= MAX_WRITES || open.since.elapsed() >= MAX_AGE {
-            self.flush()?;
+        if open.writes >= MAX_WRITES {
+            return self.flush();
         }
-        Ok(())
+        self.flush_if_due()
     }
 
     /// Rolls back the open transaction after a batch failed half-way. Entries applied earlier
@@ -142,10 +142,15 @@ impl Writer {
 
     /// Commits the open transaction if it is at least [`MAX_AGE`] old.
     fn flush_if_due(&mut self) -> crate::Result<()> {
-        match self.open {
-            Some(open) if open.since.elapsed() >= MAX_AGE => self.flush(),
+        match self.due_at() {
+            Some(due) if Instant::now() >= due => self.flush(),
             _ => Ok(()),
         }
+    }
+
+    /// When the open transaction is due to be committed by age; `None` when none is open.
+    fn due_at(&self) -> Option<Instant> {
+        self.open.map(|open| open.since + MAX_AGE)
     }
 
     /// Whether a transaction is open (applied entries not yet committed to the file).
@@ -179,8 +184,9 @@ fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
 }
 
 /// Starts the task that commits a transaction left open when batches stop coming. It sleeps
-/// until a transaction opens, commits it once it is [`MAX_AGE`] old unless a batch or a read
-/// did already, and ends when the writer is dropped. Call inside a tokio runtime.
+/// until a transaction opens, then until that transaction is due ([`MAX_AGE`] old), commits
+/// it unless a batch or a read did already (a newer transaction sets a new deadline), and
+/// ends when the writer is dropped. Call inside a tokio runtime.
 pub fn spawn_idle_flusher(writer: &Arc<Mutex<Writer>>) {
     let opened = Arc::clone(&lock(writer).opened);
     let weak: Weak<Mutex<Writer>> = Arc::downgrade(writer);
@@ -188,12 +194,17 @@ pub fn spawn_idle_flusher(writer: &Arc<Mutex<Writer>>) {
         loop {
             opened.notified().await;
             loop {
-                tokio::time::sleep(MAX_AGE).await;
                 let Some(writer) = weak.upgrade() else {
                     return;
                 };
-                if !lock(&writer).has_open_transaction() {
+                let Some(due) = lock(&writer).due_at() else {
                     break;
+                };
+                if Instant::now() < due {
+                    // Not holding the writer while asleep: its drop must be able to end this task.
+                    drop(writer);
+                    tokio::time::sleep_until(due.into()).await;
+                    continue;
                 }
                 // A commit may run a WAL checkpoint (file I/O): off the async workers.
                 let flushed =
