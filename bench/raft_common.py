@@ -365,6 +365,7 @@ def _lines_until_closed(stream: Any) -> Iterator[bytes]:
             return
         yield raw
 
+
 class NodeProc:
     """One child process that prints JSON lines; ``on_line(node, t, record)`` sees each of them."""
 

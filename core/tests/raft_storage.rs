@@ -117,6 +117,13 @@ async fn digest(sm: &StateStore) -> String {
     sm.reader().read(state_digest).await.unwrap()
 }
 
+/// Blank entries of term 1 (leader `node(1)`) at the indexes of `range`.
+fn blanks(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+    range
+        .map(|i| blank_ent::<TypeConfig>(1, node(1), i))
+        .collect()
+}
+
 /// The committed id a store opened on `raft` reads back.
 async fn committed_after_reopen(raft: &Path) -> Option<LogId> {
     LogStore::open(raft)
@@ -133,11 +140,6 @@ async fn committed_after_reopen(raft: &Path) -> Option<LogId> {
 async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
     let dir = tempfile::tempdir().unwrap();
     let raft = raft_dir(&dir);
-    let entries = |range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
-        range
-            .map(|i| blank_ent::<TypeConfig>(1, node(1), i))
-            .collect()
-    };
     // Records `committed`, then makes one write transaction (a vote) that may store it.
     async fn record_then_write(log: &mut LogStore, committed: u64) {
         let flushes = log.flush_count();
@@ -152,7 +154,7 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
         log.save_vote(&Vote::new(1, node(1))).await.unwrap();
     }
     let mut log = LogStore::open(&raft).await.unwrap();
-    log.blocking_append(entries(1..=5)).await.unwrap();
+    log.blocking_append(blanks(1..=5)).await.unwrap();
     record_then_write(&mut log, 3).await;
     // Recorded beyond the stored log (entries 6..9 not appended yet): kept back.
     record_then_write(&mut log, 9).await;
@@ -163,7 +165,7 @@ async fn committed_ids_ride_along_and_never_pass_the_stored_log() {
     );
 
     let mut log = LogStore::open(&raft).await.unwrap();
-    log.blocking_append(entries(6..=10)).await.unwrap();
+    log.blocking_append(blanks(6..=10)).await.unwrap();
     record_then_write(&mut log, 9).await;
     drop(log);
     assert_eq!(
@@ -179,9 +181,7 @@ async fn the_committed_id_recorded_last_is_stored_when_the_store_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let raft = raft_dir(&dir);
     let mut log = LogStore::open(&raft).await.unwrap();
-    log.blocking_append((1..=5).map(|i| blank_ent::<TypeConfig>(1, node(1), i)))
-        .await
-        .unwrap();
+    log.blocking_append(blanks(1..=5)).await.unwrap();
     // Recorded only: no write transaction follows before the drop.
     log.save_committed(Some(log_id(1, node(1), 4)))
         .await
@@ -241,9 +241,7 @@ async fn truncate_and_purge_survive_reopen() {
     let raft = raft_dir(&dir);
     {
         let mut log = LogStore::open(&raft).await.unwrap();
-        log.blocking_append((1..=10).map(|i| blank_ent::<TypeConfig>(1, node(1), i)))
-            .await
-            .unwrap();
+        log.blocking_append(blanks(1..=10)).await.unwrap();
         log.truncate(log_id(1, node(1), 9)).await.unwrap();
         log.purge(log_id(1, node(1), 4)).await.unwrap();
     }
