@@ -311,6 +311,13 @@ fn run_checked(mut db: Db, steps: &[Step]) -> Result<Run, TestCaseError> {
                 }
                 _ => None,
             };
+            if let (Command::WorkClaimNext { .. }, CommandResult::Item(Some(it))) =
+                (&env.command, &result)
+            {
+                // The answer is the row as the claim left it (built from the selected row,
+                // not read back).
+                prop_assert_eq!(&after[&it.work_id], it.as_ref(), "claim_next answer");
+            }
             if let Some(id) = &claimed_id {
                 let prev = &before[id];
                 prop_assert_eq!(

@@ -27,7 +27,7 @@ pub(crate) fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<Jo
 /// Empty ids are refused.
 pub(crate) fn assign(
     conn: &Connection,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     job_id: &str,
     node_id: &str,
     data: Option<&Value>,
@@ -59,7 +59,11 @@ fn status(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobStatus>
 }
 
 /// `JobStart`: assigned → running, `started_at = now` → `Bool`.
-pub(crate) fn start(conn: &Connection, ctx: &Ctx, job_id: &str) -> rusqlite::Result<CommandResult> {
+pub(crate) fn start(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: &str,
+) -> rusqlite::Result<CommandResult> {
     if status(conn, job_id)? != Some(JobStatus::Assigned) {
         return Ok(CommandResult::Bool(false));
     }
@@ -71,7 +75,7 @@ pub(crate) fn start(conn: &Connection, ctx: &Ctx, job_id: &str) -> rusqlite::Res
 /// `JobComplete`: assigned|running → completed with `result` (`None` = `null`) → `Bool`.
 pub(crate) fn complete(
     conn: &Connection,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     job_id: &str,
     result: Option<&Value>,
 ) -> rusqlite::Result<CommandResult> {
@@ -89,7 +93,7 @@ pub(crate) fn complete(
 /// `JobFail`: assigned|running → failed with `error` → `Bool`.
 pub(crate) fn fail(
     conn: &Connection,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     job_id: &str,
     error: &str,
 ) -> rusqlite::Result<CommandResult> {

@@ -40,7 +40,7 @@ pub(crate) fn get(conn: &Connection, name: &str) -> rusqlite::Result<Option<Lock
 /// Empty names or holders and `ttl_us <= 0` are refused.
 pub(crate) fn acquire(
     conn: &Connection,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     name: &str,
     holder: &str,
     ttl_us: i64,
@@ -94,7 +94,7 @@ pub(crate) fn acquire(
 /// so the caller learns that it had lost the lock.
 pub(crate) fn release(
     conn: &Connection,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     name: &str,
     holder: &str,
 ) -> rusqlite::Result<CommandResult> {
@@ -111,7 +111,7 @@ pub(crate) fn release(
 
 /// `LockExpire`: removes every expired lock → `Ids` of their names, sorted. (Acquire already
 /// treats expired locks as free; this only keeps the table small.)
-pub(crate) fn expire(conn: &Connection, ctx: &Ctx) -> rusqlite::Result<CommandResult> {
+pub(crate) fn expire(conn: &Connection, ctx: &Ctx<'_>) -> rusqlite::Result<CommandResult> {
     // Expiry is computed in Rust with a saturating add, like `LockInfo::is_expired`, so a huge
     // ttl cannot overflow into SQLite's float arithmetic.
     let all: Vec<LockInfo> = conn

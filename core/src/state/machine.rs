@@ -16,20 +16,23 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::command::{Command, CommandResult, Envelope};
 use super::session::{self, SessionCheck, Sessions};
+use super::work_queue::StatDeltas;
 use super::{jobs, kv, locks, work_queue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{meta, storage_error};
 
 /// What a command handler may know about the entry being applied.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Ctx {
+pub(crate) struct Ctx<'a> {
     /// The write's index (see [`apply_next`]; locks use it as the fencing token).
     pub write_index: u64,
     /// The state machine's clock for this entry: `max(last now, envelope now)`, µs.
     pub now_us: i64,
+    /// The `work_stats` counters the writes of this call move, stored once at its end.
+    pub stats: &'a StatDeltas,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     /// The clock as float seconds, the unit of the work item and job timestamps.
     pub fn now_s(&self) -> f64 {
         self.now_us as f64 / 1_000_000.0
@@ -70,7 +73,7 @@ pub fn apply(tx: &Transaction<'_>, log_index: u64, env: &Envelope) -> Result<Com
 /// One write's session handling and effect (the bookkeeping around it is the caller's).
 fn apply_write(
     conn: &Connection,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     sessions: &mut Sessions,
     env: &Envelope,
 ) -> rusqlite::Result<CommandResult> {
@@ -118,8 +121,9 @@ fn apply_writes_inner(
 }
 
 /// Applies `writes` as the writes numbered `first_index`, `first_index + 1`, ...; returns the
-/// index of the last one and the results. The clock and `last_applied_index` are read and
-/// stored once, and idle sessions are expired whenever the clock moves.
+/// index of the last one and the results. The clock, `last_applied_index` and the
+/// `work_stats` counters are read or stored once, and idle sessions are expired whenever the
+/// clock moves.
 fn apply_writes_from(
     conn: &Connection,
     first_index: u64,
@@ -127,6 +131,7 @@ fn apply_writes_from(
 ) -> rusqlite::Result<(u64, Vec<CommandResult>)> {
     let mut now_us = meta::get_i64(conn, meta::LAST_NOW_US)?.unwrap_or(i64::MIN);
     let mut sessions: Option<Sessions> = None;
+    let stats = StatDeltas::default();
     let mut results = Vec::with_capacity(writes.len());
     let mut index = first_index;
     for (offset, env) in (0u64..).zip(writes) {
@@ -147,18 +152,24 @@ fn apply_writes_from(
         let ctx = Ctx {
             write_index: index,
             now_us,
+            stats: &stats,
         };
         results.push(apply_write(conn, &ctx, run, env)?);
     }
     if let Some(run) = sessions {
         run.flush(conn)?;
     }
+    stats.store(conn)?;
     meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
     meta::set(conn, meta::LAST_APPLIED_INDEX, &index.to_string())?;
     Ok((index, results))
 }
 
-fn dispatch(conn: &Connection, ctx: &Ctx, command: &Command) -> rusqlite::Result<CommandResult> {
+fn dispatch(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    command: &Command,
+) -> rusqlite::Result<CommandResult> {
     match command {
         Command::WorkAdd { item, force } => work_queue::add(conn, ctx, item, *force),
         Command::WorkAddBatch { items, force } => work_queue::add_batch(conn, ctx, items, *force),

@@ -231,6 +231,14 @@ pub(crate) fn expire(conn: &Connection, now_us: i64) -> rusqlite::Result<()> {
     let cutoff = now_us
         .saturating_sub(SESSION_TTL_US)
         .saturating_sub(WATERMARK_REFRESH_US);
+    // This runs for nearly every entry and almost never finds anything: one probe of the
+    // `updated_us` index is cheaper than the two deletes (about 5 % of apply, perf).
+    let any_expired = conn
+        .prepare_cached("SELECT 1 FROM client_watermarks WHERE updated_us < ?1 LIMIT 1")?
+        .exists([cutoff])?;
+    if !any_expired {
+        return Ok(());
+    }
     conn.prepare_cached(
         "DELETE FROM client_sessions WHERE client_id IN
              (SELECT client_id FROM client_watermarks WHERE updated_us < ?1)",
