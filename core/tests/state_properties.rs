@@ -21,8 +21,8 @@ use proptest::test_runner::Config;
 use serde_json::json;
 use state_support::{Db, SEC};
 use swimraft_core::state::{
-    apply_batch, apply_writes, queries, Command, CommandResult, Envelope, NewWorkItem, WorkItem,
-    WorkStatus,
+    apply_batch, apply_writes, apply_writes_grouped, queries, Command, CommandResult, Envelope,
+    NewWorkItem, SessionCache, WorkItem, WorkStatus,
 };
 use swimraft_core::store;
 
@@ -524,7 +524,8 @@ fn session_write() -> impl Strategy<Value = SessionWrite> {
         1..24u64,
         0..6u64,
         any::<bool>(),
-        prop_oneof![6 => Just(0i64), 1 => 1..2000i64],
+        // Now and then past the session lifetime, so that silent clients expire.
+        prop_oneof![12 => Just(0i64), 2 => 1..2000i64, 1 => 3_601_000..3_603_000i64],
     )
         .prop_map(|(client, seq, lag, add, dt_ms)| SessionWrite {
             client,
@@ -538,14 +539,17 @@ fn session_write() -> impl Strategy<Value = SessionWrite> {
 proptest! {
     #![proptest_config(Config { cases: 128, failure_persistence: None, ..Config::default() })]
 
-    /// (7) Sessions are cached per run of writes with one `now_us` and written back at its end
-    /// (`state::session::Sessions`): applying writes many per entry answers every write and
-    /// leaves the sessions, watermarks and data exactly as applying them one at a time,
-    /// whatever the order, repeats and acknowledgements of the clients' sequence numbers.
+    /// (7) Sessions are cached in memory (`SessionCache`) and written to the tables at the end
+    /// of each call, or, grouped as the Raft state store does, just before each commit of
+    /// several entries: applying writes many per entry, and entries many per transaction,
+    /// answers every write and leaves the sessions, watermarks and data exactly as applying
+    /// them one at a time, whatever the order, repeats and acknowledgements of the clients'
+    /// sequence numbers, and across session expiry.
     #[test]
     fn sessions_batched_per_entry_match_one_write_at_a_time(
         writes in proptest::collection::vec(session_write(), 1..80),
         chunks in proptest::collection::vec(1..30usize, 1..20),
+        groups in proptest::collection::vec(1..6usize, 1..10),
     ) {
         let mut single = Db::file();
         let mut now = single.now_us;
@@ -576,6 +580,31 @@ proptest! {
         prop_assert_eq!(&replayed, &one_by_one);
         prop_assert_eq!(
             queries::state_digest(&batched).unwrap(),
+            queries::state_digest(&single.conn).unwrap()
+        );
+
+        // Grouped, as the Raft state store applies: one transaction and one session cache
+        // over several entries, persisted just before each commit.
+        let mut grouped = store::open_state_db(&dir.path().join("grouped.db")).unwrap();
+        let mut sessions = SessionCache::new();
+        let mut answers = Vec::new();
+        let mut rest = &envs[..];
+        let mut sizes = chunks.iter().cycle();
+        let mut groups = groups.iter().cycle();
+        while !rest.is_empty() {
+            let tx = grouped.transaction().unwrap();
+            for _ in 0..*groups.next().unwrap() {
+                let n = (*sizes.next().unwrap()).min(rest.len());
+                answers.extend(apply_writes_grouped(&tx, &mut sessions, &rest[..n]).unwrap());
+                rest = &rest[n..];
+            }
+            sessions.persist(&tx).unwrap();
+            tx.commit().unwrap();
+        }
+        prop_assert!(sessions.is_empty());
+        prop_assert_eq!(&answers, &one_by_one);
+        prop_assert_eq!(
+            queries::state_digest(&grouped).unwrap(),
             queries::state_digest(&single.conn).unwrap()
         );
     }

@@ -15,7 +15,7 @@
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::command::{Command, CommandResult, Envelope};
-use super::session::{self, SessionCheck, Sessions};
+use super::session::{self, SessionCache, SessionCheck};
 use super::work_queue::StatDeltas;
 use super::{jobs, kv, locks, work_queue};
 use crate::error::{Error, ErrorKind, Result};
@@ -63,8 +63,11 @@ pub fn apply(tx: &Transaction<'_>, log_index: u64, env: &Envelope) -> Result<Com
             ));
         }
     }
+    let mut sessions = SessionCache::new();
     let (_, mut results) =
-        apply_writes_from(conn, log_index, std::slice::from_ref(env)).map_err(storage_error)?;
+        apply_writes_from(conn, &mut sessions, log_index, std::slice::from_ref(env))
+            .and_then(|applied| sessions.persist(conn).map(|()| applied))
+            .map_err(storage_error)?;
     results
         .pop()
         .ok_or_else(|| Error::new(ErrorKind::Storage, "applying one write returned no result"))
@@ -74,7 +77,7 @@ pub fn apply(tx: &Transaction<'_>, log_index: u64, env: &Envelope) -> Result<Com
 fn apply_write(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    sessions: &mut Sessions,
+    sessions: &mut SessionCache,
     env: &Envelope,
 ) -> rusqlite::Result<CommandResult> {
     if env.client_id.is_empty() {
@@ -91,16 +94,32 @@ fn apply_write(
 }
 
 /// Applies `writes` (one Raft entry's batch) as the next writes, in order, on `conn`, which
-/// must be inside the caller's write transaction (the Raft state store keeps one open over
-/// several entries, see `consensus::raft::group_commit`); one result per write.
+/// must be inside the caller's write transaction; one result per write. Client sessions are
+/// written to the tables before it returns (see [`apply_writes_grouped`] for keeping them in
+/// memory across calls).
 ///
 /// The same state and results as [`apply`] at the next indexes, one write after another, with
 /// the bookkeeping done once per batch: the clock and `last_applied_index` are read and stored
 /// once, idle client sessions are expired only when the clock moves (a leader's batch shares
 /// one clock), and each client's session row is read and written back once per run of writes
-/// with one clock ([`Sessions`]).
+/// with one clock ([`SessionCache`]).
 pub fn apply_writes(conn: &Connection, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
-    let (_, results) = apply_writes_inner(conn, writes).map_err(storage_error)?;
+    let mut sessions = SessionCache::new();
+    let results = apply_writes_grouped(conn, &mut sessions, writes)?;
+    sessions.persist(conn).map_err(storage_error)?;
+    Ok(results)
+}
+
+/// [`apply_writes`] with the client sessions kept in `sessions` instead of the tables: the
+/// caller calls [`SessionCache::persist`] before it commits the transaction (the Raft state
+/// store does, for each group of entries it commits together, see
+/// `consensus::raft::group_commit`), and [`SessionCache::discard`] if it rolls it back.
+pub fn apply_writes_grouped(
+    conn: &Connection,
+    sessions: &mut SessionCache,
+    writes: &[Envelope],
+) -> Result<Vec<CommandResult>> {
+    let (_, results) = apply_writes_inner(conn, sessions, writes).map_err(storage_error)?;
     Ok(results)
 }
 
@@ -108,6 +127,7 @@ pub fn apply_writes(conn: &Connection, writes: &[Envelope]) -> Result<Vec<Comman
 /// results.
 fn apply_writes_inner(
     conn: &Connection,
+    sessions: &mut SessionCache,
     writes: &[Envelope],
 ) -> rusqlite::Result<(u64, Vec<CommandResult>)> {
     let last_index = meta::get_i64(conn, meta::LAST_APPLIED_INDEX)?
@@ -117,7 +137,7 @@ fn apply_writes_inner(
     if writes.is_empty() {
         return Ok((last, Vec::new()));
     }
-    apply_writes_from(conn, last + 1, writes)
+    apply_writes_from(conn, sessions, last + 1, writes)
 }
 
 /// Applies `writes` as the writes numbered `first_index`, `first_index + 1`, ...; returns the
@@ -126,38 +146,37 @@ fn apply_writes_inner(
 /// clock moves.
 fn apply_writes_from(
     conn: &Connection,
+    sessions: &mut SessionCache,
     first_index: u64,
     writes: &[Envelope],
 ) -> rusqlite::Result<(u64, Vec<CommandResult>)> {
     let mut now_us = meta::get_i64(conn, meta::LAST_NOW_US)?.unwrap_or(i64::MIN);
-    let mut sessions: Option<Sessions> = None;
+    // The clock of the current run of writes (see `SessionCache`); a run never spans calls.
+    let mut run: Option<i64> = None;
     let stats = StatDeltas::default();
     let mut results = Vec::with_capacity(writes.len());
     let mut index = first_index;
     for (offset, env) in (0u64..).zip(writes) {
         index = first_index + offset;
         now_us = now_us.max(env.now_us);
-        // Sessions are cached for a run of writes with one `now_us` (a leader's batch) and
-        // written back before the clock moves on and expires old ones.
-        let run = match &mut sessions {
-            Some(run) if run.now_us() == now_us => run,
-            slot => {
-                if let Some(done) = slot.take() {
-                    done.flush(conn)?;
-                }
-                session::expire(conn, now_us)?;
-                slot.insert(Sessions::new(now_us))
+        // A run ends before the clock moves on and expires old sessions.
+        if run != Some(now_us) {
+            if run.is_some() {
+                sessions.end_run();
             }
-        };
+            session::expire(conn, sessions, now_us)?;
+            sessions.begin_run(now_us);
+            run = Some(now_us);
+        }
         let ctx = Ctx {
             write_index: index,
             now_us,
             stats: &stats,
         };
-        results.push(apply_write(conn, &ctx, run, env)?);
+        results.push(apply_write(conn, &ctx, sessions, env)?);
     }
-    if let Some(run) = sessions {
-        run.flush(conn)?;
+    if run.is_some() {
+        sessions.end_run();
     }
     stats.store(conn)?;
     meta::set_i64(conn, meta::LAST_NOW_US, now_us)?;
@@ -243,8 +262,10 @@ pub fn apply_batch(
 /// fencing token) is its position in the replicated sequence of writes, not the Raft log index
 /// of its entry; either way tokens strictly increase.
 pub fn apply_next(tx: &Transaction<'_>, env: &Envelope) -> Result<(u64, CommandResult)> {
-    let (index, mut results) =
-        apply_writes_inner(tx, std::slice::from_ref(env)).map_err(storage_error)?;
+    let mut sessions = SessionCache::new();
+    let (index, mut results) = apply_writes_inner(tx, &mut sessions, std::slice::from_ref(env))
+        .and_then(|applied| sessions.persist(tx).map(|()| applied))
+        .map_err(storage_error)?;
     let result = results
         .pop()
         .ok_or_else(|| Error::new(ErrorKind::Storage, "applying one write returned no result"))?;

@@ -31,5 +31,8 @@ pub mod session;
 pub mod work_queue;
 
 pub use command::{Command, CommandResult, Envelope, NewWorkItem, RejectKind};
-pub use machine::{apply, apply_batch, apply_local, apply_next, apply_writes};
+pub use machine::{
+    apply, apply_batch, apply_local, apply_next, apply_writes, apply_writes_grouped,
+};
 pub use records::{Job, JobStatus, LockInfo, WorkItem, WorkStatus};
+pub use session::SessionCache;

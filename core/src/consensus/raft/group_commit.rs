@@ -17,6 +17,10 @@
 //!   disk trails the applied state by about [`MAX_AGE`] at most;
 //! * when the writer is dropped.
 //!
+//! The client sessions applied in the open transaction stay in memory (a write's answer
+//! usually lives only a few entries, see [`SessionCache`]) and are written into the
+//! transaction just before it commits; a rollback discards them with it.
+//!
 //! Losing the open transaction is safe: it holds only applied entries, which are committed in
 //! the Raft log and durable in this node's log before they are applied, and openraft applies
 //! them again after `last_applied` on start, exactly as it does for a commit that
@@ -33,6 +37,7 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorKind};
+use crate::state::SessionCache;
 use crate::store::storage_error;
 
 /// The oldest an open transaction gets before it is committed (after a batch, or by the idle
@@ -52,6 +57,9 @@ struct OpenTransaction {
 pub struct Writer {
     conn: Connection,
     open: Option<OpenTransaction>,
+    /// Client sessions applied in the open transaction, written into it just before it
+    /// commits (see [`SessionCache`]).
+    sessions: SessionCache,
     /// Why the writer refuses further work (a failed commit or rollback).
     failed: Option<String>,
     /// Wakes the idle flusher when a transaction opens (and when the writer is dropped).
@@ -71,6 +79,7 @@ impl Writer {
         Writer {
             conn,
             open: None,
+            sessions: SessionCache::new(),
             failed: None,
             opened: Arc::new(Notify::new()),
         }
@@ -79,6 +88,12 @@ impl Writer {
     /// The connection inside the open transaction, beginning one if none is open. Apply a
     /// batch on it, then call [`Writer::applied`] (or [`Writer::abort`] if applying failed).
     pub fn begin(&mut self) -> crate::Result<&Connection> {
+        self.begin_apply().map(|(conn, _)| conn)
+    }
+
+    /// [`Writer::begin`], with the session cache that belongs to the open transaction (for
+    /// [`crate::state::apply_writes_grouped`]).
+    pub fn begin_apply(&mut self) -> crate::Result<(&Connection, &mut SessionCache)> {
         if let Some(why) = &self.failed {
             return Err(failed_error(why));
         }
@@ -92,7 +107,7 @@ impl Writer {
             });
             self.opened.notify_one();
         }
-        Ok(&self.conn)
+        Ok((&self.conn, &mut self.sessions))
     }
 
     /// Counts `writes` more writes applied in the open transaction and commits it when it is
@@ -111,6 +126,7 @@ impl Writer {
     /// Rolls back the open transaction after a batch failed half-way. Entries applied earlier
     /// in it are lost with it, so the writer is failed from here on (see the module docs).
     pub fn abort(&mut self, why: &Error) {
+        self.sessions.discard();
         if self.open.take().is_some() && !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %e, "cannot roll back the state machine's transaction");
@@ -129,7 +145,9 @@ impl Writer {
         if self.open.take().is_none() {
             return Ok(());
         }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        let persisted = self.sessions.persist(&self.conn);
+        if let Err(e) = persisted.and_then(|()| self.conn.execute_batch("COMMIT")) {
+            self.sessions.discard();
             let error = storage_error(e);
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");

@@ -4,7 +4,9 @@
 //!   task (a batch is short: no fsync; a hop to a blocking thread and back costs more than
 //!   the batch) into one SQLite transaction that stays open over several batches and is
 //!   committed in groups ([`super::group_commit`]: by age and size, before every read and
-//!   snapshot). The writes of a normal entry go through [`crate::state::apply_writes`],
+//!   snapshot). The writes of a normal entry go through
+//!   [`crate::state::apply_writes_grouped`], with client sessions kept in memory until the
+//!   group commits,
 //!   membership entries are stored, blank entries only advance the index; the applied
 //!   [`LogId`] and the [`StoredMembership`] are written in the same transaction, into
 //!   `sm_meta` ([`LAST_APPLIED_LOG_ID`], [`meta::MEMBERSHIP`]), so state and bookkeeping never
@@ -154,14 +156,16 @@ impl Shared {
     fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<Vec<CommandResult>>, ApplyError> {
         let mut writer = lock(&self.writer);
         let (mut applied, mut membership) = lock(&self.applied).clone();
-        let conn = writer.begin().map_err(ApplyError::Write)?;
+        let (conn, sessions) = writer.begin_apply().map_err(ApplyError::Write)?;
         let mut results = Vec::with_capacity(entries.len());
         let mut writes = 0;
         let outcome = entries.iter().try_for_each(|entry| {
             let log_id = entry.log_id;
             let result = match &entry.payload {
-                EntryPayload::Normal(proposal) => state::apply_writes(conn, &proposal.writes)
-                    .map_err(|e| ApplyError::Entry(log_id, e))?,
+                EntryPayload::Normal(proposal) => {
+                    state::apply_writes_grouped(conn, sessions, &proposal.writes)
+                        .map_err(|e| ApplyError::Entry(log_id, e))?
+                }
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(log_id), m.clone());
                     Vec::new()
