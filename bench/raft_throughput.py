@@ -194,9 +194,10 @@ class SwimraftSetup:
     def _leader_agreed(self) -> bool:
         node, lid = rc.status_leader(self.agents, "leader_id", "is_leader", sub="raft")
         local = self._leader_id()
-        if self.placement == "leader-process":
-            return bool(self.coord.is_leader()) and all(
-                (a.last_status or {}).get("raft", {}).get("leader_id") == "v0" for a in self.agents)
+        if self.placement == "leader-process" and self.coord.is_leader():
+            return all((a.last_status or {}).get("raft", {}).get("leader_id") == "v0" for a in self.agents)
+        # Otherwise an agent must lead with everyone agreeing (for leader-process, the placement
+        # check then starts a fresh cluster instead of waiting here for v0 to lead).
         if node is None:
             return False
         return self.placement == "client" or local == lid
