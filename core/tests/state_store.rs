@@ -72,10 +72,7 @@ fn migrate_is_idempotent_and_creates_every_table() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(
-        indexes,
-        ["idx_work_items_claim_order", "idx_work_items_claimed_by"]
-    );
+    assert_eq!(indexes, ["idx_work_items_claim_order"]);
     assert_eq!(
         store::meta_get(&db.conn, "schema_version")
             .unwrap()
@@ -214,4 +211,27 @@ fn malformed_legacy_depends_on_does_not_block_or_break() {
         assert_eq!(db.item(id).depends_on, Vec::<String>::new());
         assert_eq!(db.run(claim(id, "n1")), TRUE, "{id}");
     }
+}
+
+/// Files of earlier versions carried an index on `claimed_by` that no query used; opening one
+/// drops it (it cost every claim an index update).
+#[test]
+fn opening_drops_the_unused_claimed_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    store::open_state_db(&path).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE INDEX idx_work_items_claimed_by ON work_items (claimed_by)")
+            .unwrap();
+    }
+    let conn = store::open_state_db(&path).unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'idx_work_items_claimed_by'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
 }
