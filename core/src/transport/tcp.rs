@@ -172,7 +172,9 @@ fn spawn_client_connection(stream: TcpStream, codec: FrameCodec) -> Connection {
         let alive = alive.clone();
         tokio::spawn(async move {
             while let Some(frame) = outgoing.recv().await {
-                // Batch whatever else is queued into the same write.
+                // Let the tasks that are ready queue their frames too, then batch whatever is
+                // queued into the same write.
+                tokio::task::yield_now().await;
                 let mut bytes = codec.encode(&frame);
                 while let Ok(more) = outgoing.try_recv() {
                     bytes.extend_from_slice(&codec.encode(&more));
@@ -274,6 +276,7 @@ async fn serve_connection(
     let writer_codec = codec.clone();
     let writer = tokio::spawn(async move {
         while let Some(frame) = outgoing.recv().await {
+            tokio::task::yield_now().await;
             let mut bytes = writer_codec.encode(&frame);
             while let Ok(more) = outgoing.try_recv() {
                 bytes.extend_from_slice(&writer_codec.encode(&more));
