@@ -101,8 +101,8 @@ fn apply_write(
 /// The same state and results as [`apply`] at the next indexes, one write after another, with
 /// the bookkeeping done once per batch: the clock and `last_applied_index` are read and stored
 /// once, idle client sessions are expired only when the clock moves (a leader's batch shares
-/// one clock), and each client's session row is read and written back once per run of writes
-/// with one clock ([`SessionCache`]).
+/// one clock), and each client's session is read once per call and written back at its end
+/// ([`SessionCache`]).
 pub fn apply_writes(conn: &Connection, writes: &[Envelope]) -> Result<Vec<CommandResult>> {
     let mut sessions = SessionCache::new();
     let results = apply_writes_grouped(conn, &mut sessions, writes)?;

@@ -82,7 +82,7 @@ struct Client {
 ///
 /// The rules are those of writing through, one run of writes with one `now_us` at a time
 /// (in practice one log entry: the leader stamps a batch once): a run checks and records
-/// writes; at its end ([`SessionCache::end_run`]) each client that recorded a write raises its
+/// writes; at its end (`end_run`) each client that recorded a write raises its
 /// watermark, forgets the answers below it, and stores the watermark row when it rose or is
 /// [`WATERMARK_REFRESH_US`] old. After `persist` the tables hold exactly what writing every
 /// run through would have left (property test: grouped, batched and one-at-a-time apply give
@@ -282,8 +282,8 @@ impl SessionCache {
 
 /// Forgets the clients whose watermark row is more than [`SESSION_TTL_US`] +
 /// [`WATERMARK_REFRESH_US`] older than `now_us`, with their remembered answers. Every client
-/// with a remembered answer has a watermark row ([`Sessions::flush`] writes one with the first
-/// answer, before the clock moves on and this runs), refreshed at least every
+/// with a remembered answer has a watermark row ([`SessionCache::end_run`] sets one with the
+/// first answer, before the clock moves on and this runs), refreshed at least every
 /// [`WATERMARK_REFRESH_US`] while the client writes, so no answer is forgotten less than
 /// [`SESSION_TTL_US`] after its client's last write.
 ///

@@ -150,7 +150,8 @@ BEGIN
 END;
 ";
 
-/// Recounts `work_pending_count` from `work_items` (see [`PENDING_COUNT`]).
+/// Recounts `work_pending_count` from `work_items` (the count the triggers of `PENDING_COUNT`
+/// in this file keep).
 pub fn rebuild_pending_count(conn: &Connection) -> rusqlite::Result<()> {
     // A savepoint: atomic on its own and inside a caller's transaction alike.
     conn.execute_batch(

@@ -85,15 +85,11 @@ impl Writer {
         }
     }
 
-    /// The connection inside the open transaction, beginning one if none is open. Apply a
-    /// batch on it, then call [`Writer::applied`] (or [`Writer::abort`] if applying failed).
-    pub fn begin(&mut self) -> crate::Result<&Connection> {
-        self.begin_apply().map(|(conn, _)| conn)
-    }
-
-    /// [`Writer::begin`], with the session cache that belongs to the open transaction (for
-    /// [`crate::state::apply_writes_grouped`]).
-    pub fn begin_apply(&mut self) -> crate::Result<(&Connection, &mut SessionCache)> {
+    /// The connection inside the open transaction, beginning one if none is open, with the
+    /// session cache that belongs to that transaction (for
+    /// [`crate::state::apply_writes_grouped`]). Apply a batch on it, then call
+    /// [`Writer::applied`] (or [`Writer::abort`] if applying failed).
+    pub fn begin(&mut self) -> crate::Result<(&Connection, &mut SessionCache)> {
         if let Some(why) = &self.failed {
             return Err(failed_error(why));
         }
@@ -263,9 +259,9 @@ mod tests {
     #[test]
     fn batches_stay_in_one_transaction_until_flushed() {
         let (dir, mut w) = writer();
-        insert(w.begin().unwrap(), "a");
+        insert(w.begin().unwrap().0, "a");
         w.applied(1).unwrap();
-        insert(w.begin().unwrap(), "b");
+        insert(w.begin().unwrap().0, "b");
         w.applied(1).unwrap();
         assert!(w.has_open_transaction());
         assert_eq!(count(&other_connection(&dir)), 0, "nothing committed yet");
@@ -277,7 +273,7 @@ mod tests {
     #[test]
     fn commits_when_the_transaction_is_large_enough() {
         let (dir, mut w) = writer();
-        insert(w.begin().unwrap(), "a");
+        insert(w.begin().unwrap().0, "a");
         w.applied(MAX_WRITES).unwrap();
         assert!(!w.has_open_transaction());
         assert_eq!(count(&other_connection(&dir)), 1);
@@ -286,7 +282,7 @@ mod tests {
     #[test]
     fn commits_when_the_transaction_is_old_enough() {
         let (dir, mut w) = writer();
-        insert(w.begin().unwrap(), "a");
+        insert(w.begin().unwrap().0, "a");
         w.open.as_mut().unwrap().since -= MAX_AGE;
         w.applied(1).unwrap();
         assert!(!w.has_open_transaction());
@@ -296,7 +292,7 @@ mod tests {
     #[test]
     fn dropping_the_writer_commits() {
         let (dir, mut w) = writer();
-        insert(w.begin().unwrap(), "a");
+        insert(w.begin().unwrap().0, "a");
         w.applied(1).unwrap();
         drop(w);
         assert_eq!(count(&other_connection(&dir)), 1);
@@ -305,9 +301,9 @@ mod tests {
     #[test]
     fn an_aborted_batch_loses_the_transaction_and_fails_the_writer() {
         let (dir, mut w) = writer();
-        insert(w.begin().unwrap(), "a");
+        insert(w.begin().unwrap().0, "a");
         w.applied(1).unwrap();
-        insert(w.begin().unwrap(), "b");
+        insert(w.begin().unwrap().0, "b");
         w.abort(&Error::new(ErrorKind::Storage, "disk on fire"));
         assert_eq!(
             count(&other_connection(&dir)),
@@ -323,7 +319,7 @@ mod tests {
     #[test]
     fn a_failed_commit_fails_the_writer() {
         let (dir, mut w) = writer();
-        insert(w.begin().unwrap(), "a");
+        insert(w.begin().unwrap().0, "a");
         w.applied(1).unwrap();
         // End the transaction behind the writer's back: its COMMIT then has nothing to commit.
         w.conn.execute_batch("ROLLBACK").unwrap();
@@ -343,7 +339,7 @@ mod tests {
         spawn_idle_flusher(&w);
         {
             let mut guard = lock(&w);
-            insert(guard.begin().unwrap(), "a");
+            insert(guard.begin().unwrap().0, "a");
             guard.applied(1).unwrap();
         }
         // No further batch and no read: only the flusher can commit. Bounded wait (≤ 2 s).

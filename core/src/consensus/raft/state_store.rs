@@ -156,7 +156,7 @@ impl Shared {
     fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<Vec<CommandResult>>, ApplyError> {
         let mut writer = lock(&self.writer);
         let (mut applied, mut membership) = lock(&self.applied).clone();
-        let (conn, sessions) = writer.begin_apply().map_err(ApplyError::Write)?;
+        let (conn, sessions) = writer.begin().map_err(ApplyError::Write)?;
         let mut results = Vec::with_capacity(entries.len());
         let mut writes = 0;
         let outcome = entries.iter().try_for_each(|entry| {
