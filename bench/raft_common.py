@@ -81,16 +81,35 @@ def table(headers: List[str], rows: List[List[Any]]) -> str:
 
 # -- machine ----------------------------------------------------------------------------
 
+def host_steal_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of the whole machine, from /proc/stat. Steal is the time the
+    hypervisor ran something else while this VM had work: on these shared 2-core VMs it moves
+    every figure, so the benchmarks report it beside their results."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    return (vals[7] if len(vals) > 7 else 0), sum(vals[:8])
+
+
+def steal_pct(t0: tuple[int, int], t1: tuple[int, int]) -> Optional[float]:
+    """Percent of the machine's time stolen between two ``host_steal_ticks`` samples."""
+    total = t1[1] - t0[1]
+    return None if total <= 0 else 100.0 * (t1[0] - t0[0]) / total
+
+
 class HostCpu:
-    """Whole-machine busy % since construction (from /proc/stat)."""
+    """Whole-machine busy % and steal % since construction (from /proc/stat)."""
 
     def __init__(self) -> None:
         self.t0 = host_cpu_times()
+        self.s0 = host_steal_ticks()
 
     def busy_pct(self) -> Optional[float]:
         busy, total = host_cpu_times()
         db, dt = busy - self.t0[0], total - self.t0[1]
         return None if dt <= 0 else 100.0 * db / dt
+
+    def steal_pct(self) -> Optional[float]:
+        return steal_pct(self.s0, host_steal_ticks())
 
 
 # Other heavy work on this 2-core machine that skews the figures: the failure-detection benchmark
@@ -338,6 +357,7 @@ def finish_run(data: Dict[str, Any], output: str, host: Optional["HostCpu"] = No
     data["swimraft_build_at_end"] = swimraft_build()  # a reinstall during the run shows here
     if host is not None:
         data["host_busy_pct"] = host.busy_pct()
+        data["host_steal_pct"] = host.steal_pct()
     data["other_benchmark_at_end"] = other_benchmark_running()
     return write_json(output, data)
 

@@ -290,6 +290,7 @@ def run_system(cluster, args: argparse.Namespace, tracker: rc.LeaderTracker, ack
                rng: random.Random) -> Dict[str, Any]:
     out: Dict[str, Any] = {"system": cluster.label, "config": cluster.config, "trials": [], "problems": []}
     t_start = time.monotonic()
+    steal0 = rc.host_steal_ticks()
     cluster.start()
     for n in cluster.nodes:
         if not n.ready.wait(30):
@@ -417,6 +418,7 @@ def run_system(cluster, args: argparse.Namespace, tracker: rc.LeaderTracker, ack
     out["rejoins_with_leader_change"] = sum(1 for r in out["trials"] if r["leader_changes_rejoin"] > 0)
     out["kills_without_leader_change"] = sum(1 for r in out["trials"] if r["leader_changes_failover"] == 0)
     out["history"] = [[round(t, 4), n, term, l] for (t, n, term, l) in tracker.history[:5000]]
+    out["host_steal_pct"] = rc.steal_pct(steal0, rc.host_steal_ticks())
     out["max_term"] = tracker.max_term
     out["leaders"] = tracker.snapshot()["leaders"]
     vals = [r["failover_s"] for r in out["trials"]]
@@ -441,7 +443,7 @@ def print_tables(results: Dict[str, Any]) -> None:
     rows = []
     for label, res in results.items():
         if "error" in res:
-            rows.append([label, "error: " + res["error"][:60]] + [""] * 12)
+            rows.append([label, "error: " + res["error"][:60]] + [""] * 13)
             continue
         s = res["summary"]
         a, r = s["all"], s["after_restart"]
@@ -451,11 +453,11 @@ def print_tables(results: Dict[str, Any]) -> None:
                      res["extra_leader_changes_failover"],
                      f'{res["leader_changes_on_rejoin"]} in {res["rejoins_with_leader_change"]}/{res["kills"]}',
                      rc.fmt(s["max_ack_gap_during_rejoin"]["max"], 0, 1000),
-                     rc.fmt(s["inflight_max_resolve_s"], 0, 1000)])
+                     rc.fmt(s["inflight_max_resolve_s"], 0, 1000), rc.fmt(res.get("host_steal_pct"), 1)])
     print("\nFailover: SIGKILL of the leader -> first write acknowledged by a survivor (ms)\n")
     print(rc.table(["system", "kills", "median", "p90", "max", "after-restart kills", "ar median", "ar max",
                     "no ack", "leader changes", "extra at kill", "on rejoin", "rejoin max gap",
-                    "in-flight resolved by"], rows))
+                    "in-flight resolved by", "steal %"], rows))
     rows2 = []
     for label, res in results.items():
         if "summary" not in res:

@@ -29,7 +29,9 @@ An *op* is one acknowledged replicated write. Workloads:
 Each run: ``--warmup`` s, then ``--duration`` s measured. Latency = per op, submit to ack.
 CPU per op = (utime+stime of every node process and of this process over the measured window) /
 ops. Leader changes (new (term, leader) pairs in the nodes' 0.1 s status lines) are counted per run
-and must be 0. Results: tables on stdout, ``bench/results/raft_throughput.json``.
+and must be 0. Steal % = the share of the machine's time the hypervisor gave to other guests in the
+measured window (``/proc/stat``): on a shared VM it is the main cause of run-to-run spread, so read
+a figure together with it. Results: tables on stdout, ``bench/results/raft_throughput.json``.
 """
 
 from __future__ import annotations
@@ -92,12 +94,14 @@ class CpuWindow:
 
     def begin(self) -> None:
         self.t0, self.c0 = self.sample()
+        self.s0 = rc.host_steal_ticks()
 
     def end(self) -> Dict[str, Any]:
         t1, c1 = self.sample()
         wall = t1 - self.t0
         per = {k: c1[k] - self.c0[k] for k in c1 if k in self.c0}
-        return {"wall_s": wall, "cpu_s": sum(per.values()), "per_process_cpu_s": per}
+        return {"wall_s": wall, "cpu_s": sum(per.values()), "per_process_cpu_s": per,
+                "steal_pct": rc.steal_pct(self.s0, rc.host_steal_ticks())}
 
 
 def result_record(ops: int, elapsed: float, lat: List[float], errors: Dict[str, int], cpu: Dict[str, Any],
@@ -109,7 +113,7 @@ def result_record(ops: int, elapsed: float, lat: List[float], errors: Dict[str, 
            "errors": errors, "cpu_cores": cores,
            "cpu_ms_per_op": (1000.0 * cores / rate) if (cores is not None and rate) else None,
            "cpu_per_process_s": {k: round(v, 3) for k, v in cpu.get("per_process_cpu_s", {}).items()},
-           "leader_changes": leader_changes}
+           "leader_changes": leader_changes, "host_steal_pct": cpu.get("steal_pct")}
     if lat:
         rec["lat_p50_ms"] = 1000 * rc.percentile(lat, 50)
         rec["lat_p90_ms"] = 1000 * rc.percentile(lat, 90)
@@ -369,7 +373,7 @@ async def swimraft_all(args: argparse.Namespace, procs: rc.Procs, out: Dict[str,
                 say(f"[swimraft {placement}] {workload}: {rc.fmt(r['ops_per_s'], 0)} ops/s, p50 "
                     f"{rc.fmt(r['lat_p50_ms'], 2)} ms, p99 {rc.fmt(r['lat_p99_ms'], 2)} ms, "
                     f"cpu {rc.fmt(r['cpu_ms_per_op'], 3)} ms/op, leader changes {r['leader_changes']}, "
-                    f"errors {r['errors']}")
+                    f"errors {r['errors']}, steal {rc.fmt(r['host_steal_pct'], 1)} %")
                 await asyncio.sleep(0.5)
             st = setup.coord.get_status()["raft"]
             res["final_status"] = {k: st.get(k) for k in ("term", "leader_id", "applied_index", "last_log_index",
@@ -476,7 +480,8 @@ def pysyncobj_config(label: str, conf: Dict[str, Any], args: argparse.Namespace,
                 pres[workload] = rec
                 say(f"[{label} {placement}] {workload}: {rc.fmt(rec['ops_per_s'], 0)} ops/s, p50 "
                     f"{rc.fmt(rec['lat_p50_ms'], 2)} ms, p99 {rc.fmt(rec['lat_p99_ms'], 2)} ms, "
-                    f"cpu {rc.fmt(rec['cpu_ms_per_op'], 3)} ms/op, leader changes {changes}, errors {rec['errors']}")
+                    f"cpu {rc.fmt(rec['cpu_ms_per_op'], 3)} ms/op, leader changes {changes}, errors {rec['errors']}, "
+                    f"steal {rc.fmt(rec['host_steal_pct'], 1)} %")
                 time.sleep(0.5)
         res["leaders"] = tracker.snapshot()["leaders"]
     except Exception as exc:
@@ -547,12 +552,12 @@ def print_tables(results: Dict[str, Any]) -> None:
                 if not isinstance(pres, dict):
                     continue
                 if "error" in pres and workload == "seq":
-                    rows.append(["-", system, placement, "error: " + str(pres["error"])[:60]] + [""] * 6)
+                    rows.append(["-", system, placement, "error: " + str(pres["error"])[:60]] + [""] * 7)
                 if workload not in pres:
                     continue
                 r = pres[workload]
                 if "error" in r:
-                    rows.append([WORKLOAD_LABEL[workload], system, placement, "error: " + r["error"][:50]] + [""] * 6)
+                    rows.append([WORKLOAD_LABEL[workload], system, placement, "error: " + r["error"][:50]] + [""] * 7)
                     continue
                 what = workload
                 cycles = ""
@@ -564,13 +569,13 @@ def print_tables(results: Dict[str, Any]) -> None:
                     ops += f' ({rc.fmt(min(r["ops_per_s_rounds"]), 0)}-{rc.fmt(max(r["ops_per_s_rounds"]), 0)})'
                 rows.append([WORKLOAD_LABEL[what], system, placement, ops, cycles,
                              rc.fmt(r["lat_p50_ms"], 2), rc.fmt(r["lat_p99_ms"], 2), rc.fmt(r["cpu_ms_per_op"], 3),
-                             r["leader_changes"], errs])
+                             r["leader_changes"], errs, rc.fmt(r.get("host_steal_pct"), 1)])
         for system, sres in results.items():
             if "error" in sres and workload == "seq":
-                rows.append(["-", system, "-", "error: " + str(sres["error"])[:60]] + [""] * 6)
+                rows.append(["-", system, "-", "error: " + str(sres["error"])[:60]] + [""] * 7)
     print("\nThroughput and latency of acknowledged replicated writes, 3 nodes on 127.0.0.1 (op = one write)\n")
     print(rc.table(["workload", "system", "client placement", "ops/s", "lock cycles/s", "p50 ms", "p99 ms",
-                    "CPU ms/op", "leader changes", "errors"], rows))
+                    "CPU ms/op", "leader changes", "errors", "steal %"], rows))
     print()
 
 
