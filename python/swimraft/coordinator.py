@@ -31,7 +31,7 @@ _EVENT_POLL_MS = 200
 
 
 class HybridCoordinator:
-    """Routes membership (and, later, consensus) by the ``RINGRIFT_*`` modes.
+    """Routes membership and consensus by the ``RINGRIFT_*`` modes.
 
     :param orchestrator: optional object whose ``node_id`` attribute names this node.
     :param node_id: this node's id; else the orchestrator's, else ``RINGRIFT_NODE_ID``, else the hostname.
@@ -217,11 +217,11 @@ class HybridCoordinator:
                 continue
             by_loop: Dict[asyncio.AbstractEventLoop, list] = {}
             with self._pending_lock:
-                for token, ok, payload, kind in batch:
+                for token, ok, payload, class_name, kind in batch:
                     entry = self._pending.pop(token, None)
                     if entry is not None:
                         loop, future, parse = entry
-                        by_loop.setdefault(loop, []).append((future, parse, ok, payload, kind))
+                        by_loop.setdefault(loop, []).append((future, parse, ok, payload, class_name, kind))
             for loop, items in by_loop.items():
                 try:
                     loop.call_soon_threadsafe(_resolve_batch, items)
@@ -287,7 +287,7 @@ class HybridCoordinator:
 
 
 def _resolve_batch(items: list) -> None:
-    for future, parse, ok, payload, kind in items:
+    for future, parse, ok, payload, class_name, kind in items:
         if future.done():  # cancelled by its awaiter
             continue
         if ok:
@@ -296,8 +296,8 @@ def _resolve_batch(items: list) -> None:
             except Exception as exc:  # a parse problem is the caller's to see, not the loop's
                 future.set_exception(exc)
         else:
-            cls = getattr(errors, kind, errors.SwimraftError)
-            future.set_exception(cls(payload))
+            cls = getattr(errors, class_name, errors.SwimraftError)
+            future.set_exception(cls(payload, kind))
 
 
 def _invoke(callback: Callable[..., Any], *args: str) -> None:

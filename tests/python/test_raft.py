@@ -72,14 +72,25 @@ async def test_work_item_lifecycle(solo):
     assert solo.claim_work(solo.work.add("x")) is True
 
 
+async def test_a_batch_of_equal_priority_items_is_claimed_in_list_order(solo):
+    # One write: every item gets the same leader-assigned created_at, so the claim order falls
+    # to the ids generated for them, which increase within a process even inside a millisecond.
+    ids = await solo.work.add_batch_async([{"work_type": "burst", "priority": 5} for _ in range(100)])
+    assert len({solo.work.get(wid)["created_at"] for wid in ids}) == 1
+    claimed = [(await solo.work.claim_next_async("gpu-1"))["work_id"] for _ in ids]
+    assert claimed == ids
+
+
 async def test_async_forms_run_concurrently_and_errors_map(solo):
     ids = await asyncio.gather(*[solo.work.add_async("batch", priority=i % 100) for i in range(300)])
     assert len(set(ids)) == 300
     assert (await solo.work.stats_async())["pending"] == 300
-    with pytest.raises(swimraft.InvalidArgumentError):
+    # Both forms raise the same class with the same engine kind.
+    with pytest.raises(swimraft.InvalidArgumentError) as async_info:
         await solo.work.add_async(work_id=ids[0])
-    with pytest.raises(swimraft.InvalidArgumentError):
+    with pytest.raises(swimraft.InvalidArgumentError) as sync_info:
         solo.work.add("x", priority=500)
+    assert async_info.value.kind == sync_info.value.kind == "invalid_argument"
     with pytest.raises(swimraft.InvalidArgumentError):
         solo.work.get(ids[0], timeout=-1)
     # A request id makes a retried write idempotent.

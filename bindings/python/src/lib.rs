@@ -3,8 +3,10 @@
 //! Conversion only: configuration and status cross as JSON text, errors map by
 //! [`ErrorKind`] to the exception classes defined in `swimraft/errors.py`, every blocking call
 //! releases the GIL, and one tokio runtime serves the whole process. The ergonomic API
-//! (keyword arguments, asyncio, callbacks) lives in Python.
+//! (keyword arguments, asyncio, callbacks) lives in Python. A panic inside the engine never
+//! crosses into Python as such: [`boundary`] turns it into `SwimraftError(kind="panic")`.
 
+mod boundary;
 mod runtime;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -16,9 +18,7 @@ use std::time::Duration;
 use swimraft_core::coordinator::{Coordinator, Event};
 use swimraft_core::{ops, Config, Error, ErrorKind};
 
-/// A finished asynchronous operation: its token, then either the result JSON or the error
-/// (exception class name, message, kind name).
-type Completion = (u64, Result<String, (String, String, String)>);
+use boundary::{Completion, CompletionSlot, Failure};
 
 fn timeout_of(timeout_s: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout_s {
@@ -50,18 +50,37 @@ fn exception_name(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Converts an engine error into the matching `swimraft.errors` exception.
-fn to_py(err: Error) -> PyErr {
+/// An engine error as Python sees it: exception class name, message, kind name.
+fn failure_of(err: &Error) -> Failure {
+    (
+        exception_name(err.kind()).to_string(),
+        err.message().to_string(),
+        err.kind().name().to_string(),
+    )
+}
+
+/// Builds the `swimraft.errors` exception `class(message, kind)`.
+fn failure_to_py((class, message, kind): Failure) -> PyErr {
     Python::attach(|py| {
-        let class = py
+        let class_obj = py
             .import("swimraft.errors")
-            .and_then(|m| m.getattr(exception_name(err.kind())))
+            .and_then(|m| m.getattr(class.as_str()))
             .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
-        match class {
-            Ok(class) => PyErr::from_type(class, (err.message().to_string(), err.kind().name())),
-            Err(_) => PyRuntimeError::new_err(err.to_string()),
+        match class_obj {
+            Ok(class_obj) => PyErr::from_type(class_obj, (message, kind)),
+            Err(_) => PyRuntimeError::new_err(format!("{kind}: {message}")),
         }
     })
+}
+
+/// Converts an engine error into the matching `swimraft.errors` exception.
+fn to_py(err: Error) -> PyErr {
+    failure_to_py(failure_of(&err))
+}
+
+/// Runs a method body behind the panic boundary (see [`boundary`]).
+fn guarded<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    boundary::catch(body).unwrap_or_else(|failure| Err(failure_to_py(failure)))
 }
 
 /// Resolves a configuration: `explicit_json` is an object of explicit keys; the environment
@@ -96,16 +115,18 @@ impl NativeCoordinator {
     #[new]
     #[pyo3(signature = (explicit_json, use_env=true))]
     fn new(explicit_json: &str, use_env: bool) -> PyResult<Self> {
-        runtime::check_fork().map_err(to_py)?;
-        let config = Config::from_json(explicit_json, use_env).map_err(to_py)?;
-        let inner = Arc::new(Coordinator::new(config).map_err(to_py)?);
-        let events = inner.subscribe();
-        let (completions_tx, completions) = mpsc::channel();
-        Ok(NativeCoordinator {
-            inner,
-            events: Mutex::new(Some(events)),
-            completions_tx: Mutex::new(completions_tx),
-            completions: Mutex::new(completions),
+        guarded(|| {
+            runtime::check_fork().map_err(to_py)?;
+            let config = Config::from_json(explicit_json, use_env).map_err(to_py)?;
+            let inner = Arc::new(Coordinator::new(config).map_err(to_py)?);
+            let events = inner.subscribe();
+            let (completions_tx, completions) = mpsc::channel();
+            Ok(NativeCoordinator {
+                inner,
+                events: Mutex::new(Some(events)),
+                completions_tx: Mutex::new(completions_tx),
+                completions: Mutex::new(completions),
+            })
         })
     }
 
@@ -124,15 +145,17 @@ impl NativeCoordinator {
     fn start(&self, py: Python<'_>) -> PyResult<bool> {
         let rt = runtime::get().map_err(to_py)?;
         let inner = self.inner.clone();
-        py.detach(move || rt.block_on(inner.start())).map_err(to_py)
+        py.detach(move || boundary::catch(|| rt.block_on(inner.start())))
+            .map_err(failure_to_py)?
+            .map_err(to_py)
     }
 
     /// Leaves the cluster and stops; blocks (without the GIL). Idempotent.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let rt = runtime::get().map_err(to_py)?;
         let inner = self.inner.clone();
-        py.detach(move || rt.block_on(inner.stop()));
-        Ok(())
+        py.detach(move || boundary::catch(|| rt.block_on(inner.stop())))
+            .map_err(failure_to_py)
     }
 
     /// `running`, `created` or `stopped`.
@@ -145,14 +168,18 @@ impl NativeCoordinator {
 
     /// The status snapshot as JSON text (no network, no waiting on the engine).
     fn status_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.inner.status())
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        guarded(|| {
+            serde_json::to_string(&self.inner.status())
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        })
     }
 
     /// SWIM's member list as JSON text.
     fn members_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.inner.members())
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        guarded(|| {
+            serde_json::to_string(&self.inner.members())
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        })
     }
 
     /// Alive and suspected peers (never this node).
@@ -184,7 +211,8 @@ impl NativeCoordinator {
         let timeout = timeout_of(timeout_s)?;
         let inner = self.inner.clone();
         let value = py
-            .detach(move || rt.block_on(ops::execute(&inner, op, timeout)))
+            .detach(move || boundary::catch(|| rt.block_on(ops::execute(&inner, op, timeout))))
+            .map_err(failure_to_py)?
             .map_err(to_py)?;
         Ok(value.to_string())
     }
@@ -202,29 +230,28 @@ impl NativeCoordinator {
             .lock()
             .map_err(|_| PyRuntimeError::new_err("completion channel poisoned"))?
             .clone();
+        // The slot answers even if the operation panics (see `boundary`).
+        let slot = CompletionSlot::new(token, done);
         rt.spawn(async move {
             let outcome = match ops::execute(&inner, op, timeout).await {
                 Ok(value) => Ok(value.to_string()),
-                Err(err) => Err((
-                    exception_name(err.kind()).to_string(),
-                    err.message().to_string(),
-                    err.kind().name().to_string(),
-                )),
+                Err(err) => Err(failure_of(&err)),
             };
-            let _ = done.send((token, outcome));
+            slot.send(outcome);
         });
         Ok(())
     }
 
     /// Waits up to `timeout_ms` (without the GIL) for finished operations and returns all
     /// that are ready at once, so one event-loop wake-up completes many futures:
-    /// `[(token, ok, payload, kind)]` with payload the result JSON or the error message and
-    /// `kind` the exception class name (`""` on success).
+    /// `[(token, ok, payload, class, kind)]` with payload the result JSON or the error message,
+    /// `class` the exception class name and `kind` the error kind (both `""` on success).
+    #[allow(clippy::type_complexity)]
     fn next_completions(
         &self,
         py: Python<'_>,
         timeout_ms: u64,
-    ) -> Vec<(u64, bool, String, String)> {
+    ) -> Vec<(u64, bool, String, String, String)> {
         let completions = &self.completions;
         let batch: Vec<Completion> = py.detach(|| {
             let Ok(receiver) = completions.lock() else {
@@ -240,8 +267,8 @@ impl NativeCoordinator {
         batch
             .into_iter()
             .map(|(token, outcome)| match outcome {
-                Ok(json) => (token, true, json, String::new()),
-                Err((class, message, _kind)) => (token, false, message, class),
+                Ok(json) => (token, true, json, String::new(), String::new()),
+                Err((class, message, kind)) => (token, false, message, class, kind),
             })
             .collect()
     }
