@@ -14,22 +14,41 @@ The random bits come from a private generator seeded from ``os.urandom``: no sys
 id (``uuid4`` makes one), unaffected by ``random.seed`` in the caller's code (two processes
 seeded alike would otherwise collide), and re-seeded in a forked child, which would otherwise
 repeat its parent's ids.
+
+Monotonic within a process (RFC 9562 §6.2, method 2): an id that would not sort after the
+previous one — the same millisecond, which a burst of adds hits hundreds of times, or a clock
+stepped back — is the previous one plus one in its 74 random bits instead (a carry moves into
+the time field). Without it, items added in one millisecond got random relative order, and
+every write of one Raft proposal shares the leader's ``created_at``, so claims would have
+followed the ids' random bits rather than the order of the adds. Ids of different processes
+in one millisecond have no defined order.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 
 __all__ = ["new_work_id"]
 
 _RANDOM_BITS = 74
+_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
+_TIME_MASK = (1 << 48) - 1
 _rng = random.Random(os.urandom(32))
+_lock = threading.Lock()
+# The previous id's time and random bits as one number: (ms << 74) | random.
+_last = 0
 
 
 def _reseed() -> None:
+    # A forked child starts a sequence of its own: continuing the parent's (previous + 1)
+    # would hand both processes the same next id within a millisecond.
+    global _last, _lock
     _rng.seed(os.urandom(32))
+    _last = 0
+    _lock = threading.Lock()  # a lock held by another thread at fork() is never released here
 
 
 if hasattr(os, "register_at_fork"):
@@ -38,8 +57,13 @@ if hasattr(os, "register_at_fork"):
 
 def new_work_id() -> str:
     """A new time-ordered work id: 32 hex digits, a version-7 UUID without dashes."""
-    ms = time.time_ns() // 1_000_000 & ((1 << 48) - 1)
-    r = _rng.getrandbits(_RANDOM_BITS)
+    global _last
+    fresh = (time.time_ns() // 1_000_000 & _TIME_MASK) << _RANDOM_BITS | _rng.getrandbits(_RANDOM_BITS)
+    with _lock:
+        _last = fresh if fresh > _last else _last + 1
+        value = _last
+    ms = value >> _RANDOM_BITS & _TIME_MASK
+    r = value & _RANDOM_MASK
     rand_a = r >> 62  # 12 bits
     rand_b = r & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
