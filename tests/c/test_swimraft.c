@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -271,8 +272,23 @@ static void test_fork(swimraft_coordinator *parent_handle) {
         }
         _exit(bad);
     }
+    /* Bounded: the child exists to show that a forked process errors instead of hanging, so
+     * a hang must fail this check, not stall the suite. */
     int status = 0;
-    CHECK(waitpid(child, &status, 0) == child, "waitpid failed");
+    pid_t reaped = 0;
+    for (int waited_ms = 0; reaped == 0 && waited_ms < 15000; waited_ms += POLL_STEP_MS) {
+        reaped = waitpid(child, &status, WNOHANG);
+        if (reaped == 0) {
+            sleep_ms(POLL_STEP_MS);
+        }
+    }
+    if (reaped == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+        CHECK(false, "fork child still running after 15 s (killed)");
+        return;
+    }
+    CHECK(reaped == child, "waitpid failed");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "fork child: status %d (bits: 1 status, 2 message, 4 new, 8 stop, 16 free)",
           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
@@ -356,7 +372,7 @@ static void test_two_nodes(void) {
           "members of a: %s", members);
     swimraft_string_free(members);
 
-    /* Consensus is not in this build: never a leader, no leader id. */
+    /* These two nodes run SWIM only (no Raft configured): never a leader, no leader id. */
     bool leader = true;
     CHECK_RESULT(swimraft_coordinator_is_leader(a, &leader), SWIMRAFT_OK);
     CHECK(!leader, "a claims to lead without consensus");

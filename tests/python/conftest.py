@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from typing import Any, Callable
 
 import pytest
@@ -41,3 +43,23 @@ def local_config(tmp_path) -> Callable[..., swimraft.Config]:
         return swimraft.Config(use_env=False, **keys)
 
     return make
+
+
+@pytest.fixture
+def wait_child() -> Callable[[int], int]:
+    """Waits (bounded) for a forked child and returns its exit code; a child still running after
+    ``timeout`` s is SIGKILLed by its pid and the test fails, so a regression that makes the
+    child hang (what the fork tests exist to catch) fails the suite instead of hanging it."""
+
+    def wait(pid: int, timeout: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail(f"forked child {pid} still running after {timeout} s (killed)")
+
+    return wait

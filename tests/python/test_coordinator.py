@@ -155,7 +155,7 @@ def test_sync_start_without_a_loop_delivers_on_the_dispatcher_thread(local_confi
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_use_after_fork_is_a_clear_error(local_config):
+def test_use_after_fork_is_a_clear_error(local_config, wait_child):
     swimraft.Config(use_env=False)  # initialize the engine in this process
     pid = os.fork()
     if pid == 0:  # child: must raise, not hang
@@ -167,5 +167,4 @@ def test_use_after_fork_is_a_clear_error(local_config):
         except BaseException:
             code = 2
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 0
+    assert wait_child(pid) == 0
