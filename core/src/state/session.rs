@@ -11,7 +11,7 @@
 //! Raft thesis, §6.3): a client silent for [`SESSION_TTL_US`] is forgotten together with every
 //! answer it left, so the session table needs no index besides its key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -90,7 +90,11 @@ struct Client {
 #[derive(Debug, Default)]
 pub struct SessionCache {
     now_us: i64,
+    /// In load order, which is the order `persist` writes them in.
     clients: Vec<Client>,
+    /// Position of each client in `clients`. A group holds up to one client per write: every
+    /// write with a `request_id` is a client of its own, so a scan would be quadratic.
+    by_id: HashMap<String, usize>,
 }
 
 impl SessionCache {
@@ -110,8 +114,7 @@ impl SessionCache {
     }
 
     fn client(&mut self, conn: &Connection, client_id: &str) -> rusqlite::Result<&mut Client> {
-        // A cache holds a handful of clients at most; a scan beats a map.
-        if let Some(at) = self.clients.iter().position(|c| c.id == client_id) {
+        if let Some(&at) = self.by_id.get(client_id) {
             return Ok(&mut self.clients[at]);
         }
         let (file_wm, high) = conn
@@ -140,6 +143,8 @@ impl SessionCache {
             answers: BTreeMap::new(),
             recorded: false,
         });
+        self.by_id
+            .insert(client_id.to_string(), self.clients.len() - 1);
         Ok(self.clients.last_mut().expect("just pushed"))
     }
 
@@ -238,6 +243,7 @@ impl SessionCache {
     /// Writes what the cache holds into the tables (inside the caller's transaction) and
     /// empties it. Call between runs.
     pub fn persist(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.by_id.clear();
         for client in std::mem::take(&mut self.clients) {
             debug_assert!(!client.recorded, "persist inside a run");
             let Some(wm) = client.wm else { continue };
@@ -277,6 +283,7 @@ impl SessionCache {
     /// Forgets everything cached (after the transaction it belonged to rolled back).
     pub fn discard(&mut self) {
         self.clients.clear();
+        self.by_id.clear();
     }
 }
 
