@@ -144,7 +144,8 @@ typedef struct swimraft_coordinator swimraft_coordinator;
  *
  * The callback may call any swimraft function, including `_set_event_callback` and `_free` on
  * its own handle (the dispatcher then ends after the callback returns). It should return
- * quickly: events queue up behind a slow callback.
+ * quickly: events queue up behind a slow callback, so leave `swimraft_coordinator_execute`
+ * (which waits for the cluster) to another thread.
  */
 typedef void (*swimraft_event_callback)(const char *event_json, void *userdata);
 
@@ -206,8 +207,7 @@ swimraft_result swimraft_coordinator_new(const char *config_json,
  * (`hybrid_status.*_fallback_reason`) and the call still succeeds.
  *
  * Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_IO` (a socket could not be bound),
- * `SWIMRAFT_UNAVAILABLE` (`consensus_mode` `raft`, not in this build; or called from an async
- * runtime thread), `SWIMRAFT_SHUTDOWN` (after `_stop`: a stopped coordinator does not restart),
+ * `SWIMRAFT_UNAVAILABLE` (called from an async runtime thread), `SWIMRAFT_SHUTDOWN` (after `_stop`: a stopped coordinator does not restart),
  * `SWIMRAFT_FORKED`.
  *
  * # Safety
@@ -345,7 +345,8 @@ swimraft_result swimraft_coordinator_leader_id(const struct swimraft_coordinator
  * * `{"add_voter": {"node_id": "n4", "address": "10.0.0.4:4321"}}`, `{"remove_voter": {"node_id": "n4"}}`.
  *
  * `timeout_ms` bounds the call (0 = the default 5 s). Blocks the calling thread; call it from
- * a plain thread, never from an event callback.
+ * a plain thread. From an event callback it works but holds up every event behind it for as
+ * long as the operation waits (a leader election, a quorum), so hand it to another thread.
  *
  * Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_INVALID_UTF8`, `SWIMRAFT_INVALID_ARGUMENT`
  * (malformed operation, refused argument, duplicate id), `SWIMRAFT_BACKPRESSURE`,

@@ -294,7 +294,8 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "auth_token",
         "RINGRIFT_AUTH_TOKEN",
         "empty",
-        "when set, mutating HTTP endpoints need Authorization: Bearer or X-Auth-Token",
+        "when set, mutating HTTP endpoints need Authorization: Bearer or X-Auth-Token \
+         (kept for the HTTP layer, which swimraft does not serve yet: nothing checks it today)",
     ),
     (
         "preset",
@@ -482,7 +483,7 @@ pub struct SwimTiming {
     pub gossip_fanout: usize,
     /// Times each update and custom broadcast is piggybacked. ≥ 1. Lan 8, wan 10, local 8.
     pub max_transmissions: u8,
-    /// Interval of periodic announces to a live member. > 0. Lan 10 s, wan 60 s, local 2 s.
+    /// Interval of periodic announces to a live member. > 0. Lan 30 s, wan 60 s, local 2 s.
     pub announce_interval: Duration,
     /// Interval of periodic announces to down members (partition healing). > 0.
     /// Lan 30 s, wan 125 s, local 5 s.
@@ -565,6 +566,8 @@ pub struct StorageConfig {
 pub struct SecurityConfig {
     /// When set, mutating HTTP endpoints need `Authorization: Bearer <token>` or
     /// `X-Auth-Token` (`RINGRIFT_AUTH_TOKEN`). Default `None`; an empty value is `None`.
+    /// Only carried today: the HTTP layer that would check it (DESIGN §6) is not part of this
+    /// engine yet, and the orchestrator's own server keeps checking its requests.
     pub auth_token: Option<String>,
 }
 

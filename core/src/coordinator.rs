@@ -247,7 +247,7 @@ impl Coordinator {
         self.config.membership.mode != MembershipMode::Http
     }
 
-    /// Receives every event from now on (membership transitions; later, leader changes).
+    /// Receives every event from now on (membership transitions and Raft leader changes).
     pub fn subscribe(&self) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel();
         if let Ok(mut subs) = self.subscribers.lock() {

@@ -1,4 +1,4 @@
-"""swimraft: SWIM membership (and, later, Raft consensus) for peer-to-peer job orchestrators.
+"""swimraft: SWIM membership and Raft consensus for peer-to-peer job orchestrators.
 
 The engine is Rust (``swimraft._native``); this package is its Python face::
 

@@ -42,7 +42,11 @@ class InvalidArgumentError(SwimraftError, ValueError):
 
 
 class NotLeaderError(SwimraftError):
-    """This node is not the leader (legacy bully mode only; Raft forwards). ``leader`` names it."""
+    """This node is not the leader; ``leader`` names it when known.
+
+    Reserved for the legacy bully mode's queue, which is not part of this package yet: today no
+    call raises it (bully mode's work operations raise :class:`UnavailableError` naming the mode,
+    and Raft forwards every operation to the leader instead of refusing it)."""
 
     def __init__(self, message: str = "", kind: str = "not_leader", leader: str = "") -> None:
         super().__init__(message, kind)

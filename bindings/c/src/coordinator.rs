@@ -82,8 +82,7 @@ pub unsafe extern "C" fn swimraft_coordinator_new(
 /// (`hybrid_status.*_fallback_reason`) and the call still succeeds.
 ///
 /// Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_IO` (a socket could not be bound),
-/// `SWIMRAFT_UNAVAILABLE` (`consensus_mode` `raft`, not in this build; or called from an async
-/// runtime thread), `SWIMRAFT_SHUTDOWN` (after `_stop`: a stopped coordinator does not restart),
+/// `SWIMRAFT_UNAVAILABLE` (called from an async runtime thread), `SWIMRAFT_SHUTDOWN` (after `_stop`: a stopped coordinator does not restart),
 /// `SWIMRAFT_FORKED`.
 ///
 /// # Safety
@@ -330,7 +329,8 @@ pub unsafe extern "C" fn swimraft_coordinator_leader_id(
 /// * `{"add_voter": {"node_id": "n4", "address": "10.0.0.4:4321"}}`, `{"remove_voter": {"node_id": "n4"}}`.
 ///
 /// `timeout_ms` bounds the call (0 = the default 5 s). Blocks the calling thread; call it from
-/// a plain thread, never from an event callback.
+/// a plain thread. From an event callback it works but holds up every event behind it for as
+/// long as the operation waits (a leader election, a quorum), so hand it to another thread.
 ///
 /// Errors: `SWIMRAFT_NULL_ARGUMENT`, `SWIMRAFT_INVALID_UTF8`, `SWIMRAFT_INVALID_ARGUMENT`
 /// (malformed operation, refused argument, duplicate id), `SWIMRAFT_BACKPRESSURE`,

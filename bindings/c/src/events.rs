@@ -35,7 +35,8 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 ///
 /// The callback may call any swimraft function, including `_set_event_callback` and `_free` on
 /// its own handle (the dispatcher then ends after the callback returns). It should return
-/// quickly: events queue up behind a slow callback.
+/// quickly: events queue up behind a slow callback, so leave `swimraft_coordinator_execute`
+/// (which waits for the cluster) to another thread.
 #[allow(non_camel_case_types)]
 pub type swimraft_event_callback =
     Option<unsafe extern "C" fn(event_json: *const c_char, userdata: *mut c_void)>;

@@ -29,7 +29,7 @@ pub(crate) fn get(conn: &Connection, name: &str) -> rusqlite::Result<Option<Lock
 
 /// `LockAcquire` → `Token(Some(token))` or `Token(None)`.
 ///
-/// * free → granted, token = this entry's log index;
+/// * free → granted, token = this write's write index (see the module docs);
 /// * held by `holder` and not expired → renewed (`renewed_at = now`, the new `ttl`), the token
 ///   is kept;
 /// * expired (whoever held it) → a new grant with a new token. Choice: an expired lock was

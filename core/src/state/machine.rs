@@ -1,8 +1,8 @@
 //! `apply`: one committed log entry → one deterministic state change and result.
 //!
-//! The Raft layer calls [`apply_writes`] for each committed entry (a batch of writes) inside
-//! its own transaction; the legacy (bully) mode calls [`apply_local`]. Writes are numbered
-//! consecutively (see [`apply_next`]). Apply touches
+//! The Raft layer calls [`apply_writes_grouped`] for each committed entry (a batch of writes)
+//! inside its group-commit transaction; see the module docs of [`super`] for the other entry
+//! points. Writes are numbered consecutively (see [`apply_next`]). Apply touches
 //! nothing but the transaction it is given: no clock (time is the entry's `now_us`, never
 //! earlier than the last one), no randomness, no map iteration order, no rowid order. Every
 //! multi-row query orders by a primary key or a total order ending in one.
@@ -272,7 +272,7 @@ pub fn apply_next(tx: &Transaction<'_>, env: &Envelope) -> Result<(u64, CommandR
     Ok((index, result))
 }
 
-/// Applies one command outside Raft (legacy bully mode, tests): opens an immediate transaction,
+/// Applies one command outside Raft (tests; no engine path uses it): opens an immediate transaction,
 /// applies `env` as the next write ([`apply_next`]) and commits. Returns the index used and the
 /// result.
 pub fn apply_local(conn: &mut Connection, env: &Envelope) -> Result<(u64, CommandResult)> {

@@ -13,9 +13,12 @@
 //!   queries::*  (reads on a plain connection; state_digest for replica comparison)
 //! ```
 //!
-//! The Raft layer calls [`apply_writes`] inside its own transaction for each committed entry
-//! (an entry carries a batch of writes); the legacy (bully) mode calls [`apply_local`].
-//! Writes are numbered consecutively (the *write index*, which is also a lock's fencing token). Apply reads no clock, draws no random number and
+//! The Raft layer calls [`apply_writes_grouped`] for each committed entry (an entry carries a
+//! batch of writes) inside its group-commit transaction, which spans several entries and keeps
+//! client sessions in memory until it commits; [`apply_writes`] applies one batch in a caller's
+//! transaction and stores its sessions at once; [`apply_local`] applies one write in a
+//! transaction of its own (tests; nothing in the engine calls it: the legacy bully mode's queue
+//! is not part of this engine). Writes are numbered consecutively (the *write index*, which is also a lock's fencing token). Apply reads no clock, draws no random number and
 //! depends on no iteration order, so replaying a log into an empty database reproduces the
 //! state byte for byte ([`queries::state_digest`]).
 

@@ -310,7 +310,8 @@ pub fn kv_list(conn: &Connection, prefix: &str) -> Result<BTreeMap<String, Value
     .map_err(storage_error)
 }
 
-/// The index of the last applied log entry; `None` before the first.
+/// The write index of the last applied write (writes are numbered consecutively, several per
+/// Raft log entry: see [`super::apply_next`]); `None` before the first.
 pub fn last_applied_index(conn: &Connection) -> Result<Option<u64>> {
     let index = meta::get_i64(conn, meta::LAST_APPLIED_INDEX).map_err(storage_error)?;
     Ok(index.and_then(|i| u64::try_from(i).ok()))
@@ -324,7 +325,7 @@ pub fn last_now_us(conn: &Connection) -> Result<Option<i64>> {
 
 /// Whether a sweep would change anything at `now_us`: `(claims past their timeout, expired
 /// locks)`. The leader asks its replica this before proposing `WorkCheckTimeouts` /
-/// `LockExpire`, so an idle cluster writes no log entries.
+/// `LockExpire`, so sweeps add no log entries while nothing is due.
 pub fn sweeps_due(conn: &Connection, now_us: i64) -> Result<(bool, bool)> {
     (|| {
         let now_s = now_us as f64 / 1_000_000.0;

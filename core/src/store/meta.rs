@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension};
 use super::storage_error;
 use crate::error::Result;
 
-/// Index of the last log entry applied, written by every `apply` in the same transaction.
+/// Write index of the last applied write (not a Raft log index: an entry carries several
+/// writes), written by every apply in the same transaction.
 pub const LAST_APPLIED_INDEX: &str = "last_applied_index";
 /// The state machine's clock in microseconds: the largest `now_us` any command carried.
 pub const LAST_NOW_US: &str = "last_now_us";

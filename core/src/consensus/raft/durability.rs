@@ -21,8 +21,9 @@
 //!    the third node could elect a leader without it and the follower's applied state would
 //!    be rolled back.
 //!
-//! So nothing is applied anywhere, answered, or persisted as committed (`save_committed` is
-//! queued behind the entries) before a majority holds it on disk, which is what Raft's commit
+//! So nothing is applied anywhere, answered, or persisted as committed (the log store stores a
+//! committed id only within a transaction that also makes the log durable up to it) before a
+//! majority holds it on disk, which is what Raft's commit
 //! means; only openraft's in-memory commit index runs ahead on the leader. A failed write
 //! poisons the handle: the waits return the error, and openraft stops on the apply error.
 

@@ -1,7 +1,7 @@
 //! The Raft log and vote on SQLite (`<data_dir>/raft/log.db`), openraft's [`RaftLogStorage`].
 //!
 //! ```text
-//!   RaftCore ──append / save_vote / truncate / purge / save_committed──▶ LogStore
+//!   RaftCore ──append / save_vote / truncate / purge───────────────────▶ LogStore
 //!                                                                         │ (1) entries into the
 //!                                                                         │     unflushed tail
 //!                                                                         │ (2) Op into the queue
@@ -22,8 +22,8 @@
 //! every commit.
 //!
 //! **Order.** openraft requires that log and vote writes reach the disk in the order they were
-//! issued. All of them (vote, append, truncate, purge and the optional committed id) go through
-//! one channel to one writer thread that owns the only write connection. The thread takes every
+//! issued. All of them (vote, append, truncate, purge) go through one channel to one writer
+//! thread that owns the only write connection. The thread takes every
 //! operation that is queued (up to [`MAX_BATCH_OPS`]), applies them in queue order inside ONE
 //! transaction, commits once (one fsync for the whole group — this is where throughput comes
 //! from) and then completes the callbacks in queue order. A failed transaction poisons the

@@ -902,9 +902,10 @@ async fn refresh_queue_figures(
 }
 
 /// What the leader proposes by itself: timeouts of claimed work and expiry of locks (checked
-/// every second on its replica, proposed only when something is due, so an idle cluster
-/// writes nothing), retention cleanup (every minute), and snapshots every `snapshot_interval`
-/// on every node.
+/// every second on its replica, proposed only when something is due, so they add no entries
+/// to an idle cluster's log), retention cleanup (proposed every minute whether or not anything
+/// is old enough: one small entry a minute), and snapshots every `snapshot_interval` on every
+/// node.
 async fn leader_duties(
     raft: Raft,
     proposer: Proposer,

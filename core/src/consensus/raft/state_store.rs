@@ -253,8 +253,10 @@ pub struct StateStore {
     durability: Option<Durability>,
 }
 
-/// Runs read queries on the state database beside the Raft node's writes. Cloneable; each
-/// read uses its own read-only connection (pooled), so readers never wait for apply.
+/// Runs read queries on the state database beside the Raft node's writes. Cloneable. A read
+/// first commits the open group (it takes the writer's lock for that, so it waits for an apply
+/// in progress: the read must see every applied entry), then runs on its own pooled read-only
+/// connection, so the query itself runs beside later applies.
 #[derive(Clone)]
 pub struct StateReader {
     shared: Arc<Shared>,
