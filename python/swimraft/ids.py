@@ -15,8 +15,8 @@ id (``uuid4`` makes one), unaffected by ``random.seed`` in the caller's code (tw
 seeded alike would otherwise collide), and re-seeded in a forked child, which would otherwise
 repeat its parent's ids.
 
-Monotonic within a process (RFC 9562 §6.2, method 2): an id that would not sort after the
-previous one — the same millisecond, which a burst of adds hits hundreds of times, or a clock
+Monotonic within a process (in the spirit of RFC 9562 §6.2, "monotonic random"): an id that
+would not sort after the previous one — the same millisecond, which a burst of adds hits hundreds of times, or a clock
 stepped back — is the previous one plus one in its 74 random bits instead (a carry moves into
 the time field). Without it, items added in one millisecond got random relative order, and
 every write of one Raft proposal shares the leader's ``created_at``, so claims would have
