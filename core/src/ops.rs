@@ -103,6 +103,9 @@ mod tests {
                 ..
             }
         ));
+        // The spelling the unknown-field cases below get wrong.
+        parse(r#"{"write": {"command": {"work_add": {"item": {"work_id": "w", "priority": 90}, "force": false}}}}"#)
+            .unwrap();
         let op =
             parse(r#"{"read": {"query": {"kv_get": {"key": "a"}}, "stale_ok": true}}"#).unwrap();
         assert!(matches!(op, Op::Read { stale_ok: true, .. }));
@@ -113,6 +116,10 @@ mod tests {
             r#"{"write": {"command": {"kv_set": {"key": "a"}}}}"#,
             r#"{"write": {"command": "no_such_command"}}"#,
             r#"{"read": {"query": {"kv_get": {"key": "a", "extra": 1}}}}"#,
+            // Unknown fields of a write, of a command and of a new work item.
+            r#"{"write": {"command": {"kv_set": {"key": "a", "value": 1}}, "extra": 1}}"#,
+            r#"{"write": {"command": {"kv_set": {"key": "a", "value": 1, "ttl": 5}}}}"#,
+            r#"{"write": {"command": {"work_add": {"item": {"work_id": "w", "priorty": 90}, "force": false}}}}"#,
             r#"{"explode": {}}"#,
         ] {
             let err = parse(bad).expect_err(bad);

@@ -74,8 +74,10 @@ impl Envelope {
 }
 
 /// A work item to add. Every field is chosen by the caller before proposing (ids included);
-/// missing JSON fields take the library defaults.
+/// missing JSON fields take the library defaults, unknown ones are refused (a misspelt
+/// `priorty` must not quietly become the default priority).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewWorkItem {
     /// Unique, non-empty id.
     pub work_id: String,
@@ -133,9 +135,11 @@ fn default_max_attempts() -> i64 {
 
 /// Every write the state machine understands. The rules are documented on the functions of
 /// [`crate::state::work_queue`], [`crate::state::jobs`], [`crate::state::locks`] and
-/// [`crate::state::kv`].
+/// [`crate::state::kv`]. Unknown fields are refused, as for [`NewWorkItem`]: an entry written
+/// by a newer version with fields this one does not know fails to decode instead of being
+/// applied without them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// Add one work item → `WorkId` or `Rejected` (InvalidArgument, Backpressure).
     WorkAdd {
