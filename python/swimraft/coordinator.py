@@ -179,7 +179,7 @@ class HybridCoordinator:
     # -- replicated-state calls ----------------------------------------------------------
 
     def _call(self, op: Dict[str, Any], parse: Callable[[Any], Any], timeout: Optional[float]) -> Any:
-        return parse(json.loads(self._native.call(json.dumps(op), timeout)))
+        return parse(json.loads(self._native.call(_encode(op), timeout)))
 
     async def _call_async(self, op: Dict[str, Any], parse: Callable[[Any], Any], timeout: Optional[float]) -> Any:
         loop = asyncio.get_running_loop()
@@ -189,7 +189,7 @@ class HybridCoordinator:
             token = self._next_token
             self._pending[token] = (loop, future, parse)
         try:
-            self._native.submit(json.dumps(op), token, timeout)
+            self._native.submit(_encode(op), token, timeout)
         except BaseException:
             with self._pending_lock:
                 self._pending.pop(token, None)
@@ -284,6 +284,17 @@ class HybridCoordinator:
 
     def __repr__(self) -> str:
         return f"HybridCoordinator(node_id={self.node_id!r}, membership={self.membership_mode}, consensus={self.consensus_mode})"
+
+
+def _encode(op: Dict[str, Any]) -> str:
+    """The operation as JSON text. A value JSON cannot carry (NaN, an infinity, a set, an
+    arbitrary object) is an ``InvalidArgumentError`` naming the problem here, instead of a
+    ``TypeError`` or, for NaN, text the engine refuses as malformed without saying why."""
+    try:
+        return json.dumps(op, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidArgumentError(
+            f"an argument cannot be sent as JSON: {exc}", "invalid_argument") from exc
 
 
 def _resolve_batch(items: list) -> None:

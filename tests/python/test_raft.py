@@ -91,6 +91,14 @@ async def test_async_forms_run_concurrently_and_errors_map(solo):
     with pytest.raises(swimraft.InvalidArgumentError) as sync_info:
         solo.work.add("x", priority=500)
     assert async_info.value.kind == sync_info.value.kind == "invalid_argument"
+    # Values JSON cannot carry are refused in Python, naming the problem, by both forms.
+    with pytest.raises(swimraft.InvalidArgumentError, match="JSON"):
+        solo.kv.set("x", float("nan"))
+    with pytest.raises(swimraft.InvalidArgumentError, match="JSON"):
+        await solo.kv.set_async("x", float("inf"))
+    with pytest.raises(swimraft.InvalidArgumentError, match="JSON"):
+        solo.work.add("sets", config={"gpus": {1, 2}})
+    assert solo.kv.get("x") is None
     with pytest.raises(swimraft.InvalidArgumentError):
         solo.work.get(ids[0], timeout=-1)
     # A request id makes a retried write idempotent.
@@ -182,12 +190,20 @@ async def test_three_nodes_in_one_process_forward_and_fail_over(tmp_path):
             await n.work.add_async("fwd", work_id=f"w{i}")
         for n in nodes:
             assert (await n.work.stats_async())["pending"] == 3  # linearizable read everywhere
+        # A write too large for one frame is refused by the follower it enters, with the reason,
+        # instead of being forwarded, cutting the follower's connection to the leader and ending
+        # as "may or may not have been applied" at the deadline.
+        follower = next(n for n in nodes if not n.is_leader())
+        with pytest.raises(swimraft.InvalidArgumentError, match="limit of one write"):
+            await follower.work.add_async("huge", config={"blob": "x" * 70_000_000}, timeout=3)
+        await follower.work.add_async("small", work_id="after-huge")
         leader = next(n for n in nodes if n.is_leader())
         await leader.stop()
         rest = [n for n in nodes if n is not leader]
         assert await wait_until(lambda: any(n.is_leader() for n in rest))
         await rest[0].work.add_async("after", work_id="after-failover")
         assert rest[1].work.get("after-failover")["status"] == "pending"
+        assert rest[1].work.get("after-huge")["status"] == "pending"
     finally:
         for n in nodes:
             await n.stop()

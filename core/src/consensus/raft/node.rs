@@ -10,7 +10,7 @@
 
 use super::network::{CallError, NetworkFactory, Peers};
 use super::node_id::NodeId;
-use super::proposer::Proposer;
+use super::proposer::{self, Proposer};
 use super::rpc::{ForwardError, Request, Response};
 use super::server;
 use super::session::ClientSession;
@@ -442,7 +442,10 @@ impl RaftNode {
             now_us: 0,
             command,
         };
-        let result = self.write_until(env, Instant::now() + timeout).await;
+        let result = match proposer::checked_size(&env) {
+            Ok(_) => self.write_until(env, Instant::now() + timeout).await,
+            Err(why) => Err(Error::new(ErrorKind::InvalidArgument, why)),
+        };
         self.session.finish(&ticket);
         let result = result?;
         match result.rejection() {

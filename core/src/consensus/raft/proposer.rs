@@ -62,12 +62,7 @@ impl Proposer {
     /// entry to be applied.
     pub async fn propose(&self, env: Envelope) -> Outcome {
         let (reply, answer) = oneshot::channel();
-        let bytes = encoded_len(&env);
-        if bytes > MAX_WRITE_BYTES {
-            return Err(ForwardError::Invalid(format!(
-                "a write of {bytes} bytes exceeds the {MAX_WRITE_BYTES}-byte limit of one write"
-            )));
-        }
+        let bytes = checked_size(&env).map_err(ForwardError::Invalid)?;
         self.tx
             .send(Pending { env, bytes, reply })
             .map_err(|_| ForwardError::Unavailable("the Raft node is stopping".into()))?;
@@ -75,6 +70,20 @@ impl Proposer {
             .await
             .unwrap_or_else(|_| Err(ForwardError::Unavailable("the Raft node stopped".into())))
     }
+}
+
+/// The encoded size of `env`, or why it is refused: larger than [`MAX_WRITE_BYTES`]. The
+/// proposer checks it, and so does a node before it forwards a write to the leader, so an
+/// oversized write is refused at once wherever it enters (forwarded, it would only be refused
+/// by the leader after crossing the network, or not fit a frame at all).
+pub(crate) fn checked_size(env: &Envelope) -> Result<usize, String> {
+    let bytes = encoded_len(env);
+    if bytes > MAX_WRITE_BYTES {
+        return Err(format!(
+            "a write of {bytes} bytes exceeds the {MAX_WRITE_BYTES}-byte limit of one write"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Bytes of `env` as JSON, counted without building the text.
