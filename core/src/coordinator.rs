@@ -542,6 +542,9 @@ impl Coordinator {
             swim.stop().await;
         }
         *self.lifecycle.write().unwrap_or_else(|p| p.into_inner()) = Lifecycle::Stopped;
+        // A stopped node has no peers; `record_heartbeat` refuses new ones from now on (it
+        // checks the lifecycle under this lock, so none slips in after the clear).
+        *self.heartbeats.lock().unwrap_or_else(|p| p.into_inner()) = HeartbeatView::default();
     }
 
     fn swim_snapshot(&self) -> Option<(Arc<MembershipSnapshot>, SwimCounters, SwimReader)> {
@@ -555,12 +558,15 @@ impl Coordinator {
     }
 
     /// Records an HTTP heartbeat answer from `node_id` (the orchestrator's legacy polling).
+    /// Ignored after [`Coordinator::stop`].
     pub fn record_heartbeat(&self, node_id: &str) {
         if node_id == self.config.node_id {
             return;
         }
         if let Ok(mut view) = self.heartbeats.lock() {
-            view.record(node_id, unix_now());
+            if self.lifecycle() != Lifecycle::Stopped {
+                view.record(node_id, unix_now());
+            }
         }
     }
 

@@ -103,14 +103,20 @@ async def test_a_failing_callback_does_not_stop_delivery(local_config):
 
 
 async def test_calls_after_stop_are_clear(local_config):
-    c = swimraft.HybridCoordinator(config=local_config("after-stop"))
+    c = swimraft.HybridCoordinator(config=local_config("after-stop", membership_mode="hybrid"))
     await c.start()
+    c.record_heartbeat("old-node")
+    assert c.get_alive_peers() == ["old-node"]
     await c.stop()
     await c.stop()  # idempotent
     with pytest.raises(swimraft.ShutdownError):
         await c.start()
+    # A stopped node reports no peers, and heartbeats arriving later are ignored.
+    assert c.get_alive_peers() == [] and not c.is_peer_alive("old-node")
+    c.record_heartbeat("late-node")
     assert c.get_alive_peers() == []
     assert c.get_status()["lifecycle"] == "stopped"
+    assert c.is_leader() is False and c.get_leader_id() == ""
 
 
 async def test_hybrid_mode_falls_back_with_a_reason_when_swim_is_disabled(local_config):
