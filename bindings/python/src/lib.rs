@@ -132,13 +132,13 @@ impl NativeCoordinator {
 
     /// This node's id.
     #[getter]
-    fn node_id(&self) -> String {
-        self.inner.node_id().to_string()
+    fn node_id(&self) -> PyResult<String> {
+        guarded(|| Ok(self.inner.node_id().to_string()))
     }
 
     /// The effective configuration as JSON text (secrets redacted).
-    fn config_json(&self) -> String {
-        self.inner.config().to_json().to_string()
+    fn config_json(&self) -> PyResult<String> {
+        guarded(|| Ok(self.inner.config().to_json().to_string()))
     }
 
     /// Starts the configured parts; blocks (without the GIL) until they run.
@@ -159,11 +159,13 @@ impl NativeCoordinator {
     }
 
     /// `running`, `created` or `stopped`.
-    fn lifecycle(&self) -> String {
-        serde_json::to_value(self.inner.lifecycle())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+    fn lifecycle(&self) -> PyResult<String> {
+        guarded(|| {
+            Ok(serde_json::to_value(self.inner.lifecycle())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default())
+        })
     }
 
     /// The status snapshot as JSON text (no network, no waiting on the engine).
@@ -183,23 +185,23 @@ impl NativeCoordinator {
     }
 
     /// Alive and suspected peers (never this node).
-    fn alive_peers(&self) -> Vec<String> {
-        self.inner.alive_peers()
+    fn alive_peers(&self) -> PyResult<Vec<String>> {
+        guarded(|| Ok(self.inner.alive_peers()))
     }
 
     /// True when `node_id` is an alive or suspected peer.
-    fn is_peer_alive(&self, node_id: &str) -> bool {
-        self.inner.is_peer_alive(node_id)
+    fn is_peer_alive(&self, node_id: &str) -> PyResult<bool> {
+        guarded(|| Ok(self.inner.is_peer_alive(node_id)))
     }
 
     /// True while this node is the Raft leader (fresh quorum acknowledgement).
-    fn is_leader(&self) -> bool {
-        self.inner.is_leader()
+    fn is_leader(&self) -> PyResult<bool> {
+        guarded(|| Ok(self.inner.is_leader()))
     }
 
     /// The Raft leader's id, `""` when none.
-    fn leader_id(&self) -> String {
-        self.inner.leader_id()
+    fn leader_id(&self) -> PyResult<String> {
+        guarded(|| Ok(self.inner.leader_id()))
     }
 
     /// Runs one JSON operation (see `swimraft_core::ops`) and returns its JSON result; blocks
@@ -221,25 +223,27 @@ impl NativeCoordinator {
     /// from `next_completions`. Malformed operations fail here, at once.
     #[pyo3(signature = (op_json, token, timeout_s=None))]
     fn submit(&self, op_json: &str, token: u64, timeout_s: Option<f64>) -> PyResult<()> {
-        let rt = runtime::get().map_err(to_py)?;
-        let op = ops::parse(op_json).map_err(to_py)?;
-        let timeout = timeout_of(timeout_s)?;
-        let inner = self.inner.clone();
-        let done = self
-            .completions_tx
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("completion channel poisoned"))?
-            .clone();
-        // The slot answers even if the operation panics (see `boundary`).
-        let slot = CompletionSlot::new(token, done);
-        rt.spawn(async move {
-            let outcome = match ops::execute(&inner, op, timeout).await {
-                Ok(value) => Ok(value.to_string()),
-                Err(err) => Err(failure_of(&err)),
-            };
-            slot.send(outcome);
-        });
-        Ok(())
+        guarded(|| {
+            let rt = runtime::get().map_err(to_py)?;
+            let op = ops::parse(op_json).map_err(to_py)?;
+            let timeout = timeout_of(timeout_s)?;
+            let inner = self.inner.clone();
+            let done = self
+                .completions_tx
+                .lock()
+                .map_err(|_| PyRuntimeError::new_err("completion channel poisoned"))?
+                .clone();
+            // The slot answers even if the operation panics (see `boundary`).
+            let slot = CompletionSlot::new(token, done);
+            rt.spawn(async move {
+                let outcome = match ops::execute(&inner, op, timeout).await {
+                    Ok(value) => Ok(value.to_string()),
+                    Err(err) => Err(failure_of(&err)),
+                };
+                slot.send(outcome);
+            });
+            Ok(())
+        })
     }
 
     /// Waits up to `timeout_ms` (without the GIL) for finished operations and returns all
@@ -251,56 +255,63 @@ impl NativeCoordinator {
         &self,
         py: Python<'_>,
         timeout_ms: u64,
-    ) -> Vec<(u64, bool, String, String, String)> {
-        let completions = &self.completions;
-        let batch: Vec<Completion> = py.detach(|| {
-            let Ok(receiver) = completions.lock() else {
-                return Vec::new();
-            };
-            let mut batch = Vec::new();
-            if let Ok(first) = receiver.recv_timeout(Duration::from_millis(timeout_ms)) {
-                batch.push(first);
-                batch.extend(receiver.try_iter().take(4095));
-            }
-            batch
-        });
-        batch
-            .into_iter()
-            .map(|(token, outcome)| match outcome {
-                Ok(json) => (token, true, json, String::new(), String::new()),
-                Err((class, message, kind)) => (token, false, message, class, kind),
-            })
-            .collect()
+    ) -> PyResult<Vec<(u64, bool, String, String, String)>> {
+        guarded(|| {
+            let completions = &self.completions;
+            let batch: Vec<Completion> = py.detach(|| {
+                let Ok(receiver) = completions.lock() else {
+                    return Vec::new();
+                };
+                let mut batch = Vec::new();
+                if let Ok(first) = receiver.recv_timeout(Duration::from_millis(timeout_ms)) {
+                    batch.push(first);
+                    batch.extend(receiver.try_iter().take(4095));
+                }
+                batch
+            });
+            Ok(batch
+                .into_iter()
+                .map(|(token, outcome)| match outcome {
+                    Ok(json) => (token, true, json, String::new(), String::new()),
+                    Err((class, message, kind)) => (token, false, message, class, kind),
+                })
+                .collect())
+        })
     }
 
     /// Records an HTTP heartbeat from a peer (legacy membership view).
-    fn record_heartbeat(&self, node_id: &str) {
-        self.inner.record_heartbeat(node_id)
+    fn record_heartbeat(&self, node_id: &str) -> PyResult<()> {
+        guarded(|| {
+            self.inner.record_heartbeat(node_id);
+            Ok(())
+        })
     }
 
     /// Waits up to `timeout_ms` (without the GIL) for events; returns them as JSON texts, an
     /// empty list on timeout, or `None` once the event stream has ended.
-    fn next_events(&self, py: Python<'_>, timeout_ms: u64) -> Option<Vec<String>> {
-        let events = &self.events;
-        let batch = py.detach(|| {
-            // One reader at a time; the lock is taken without the GIL.
-            let guard = events.lock().ok()?;
-            let receiver = guard.as_ref()?;
-            let mut batch = Vec::new();
-            match receiver.recv_timeout(Duration::from_millis(timeout_ms)) {
-                Ok(first) => batch.push(first),
-                Err(RecvTimeoutError::Timeout) => return Some(batch),
-                Err(RecvTimeoutError::Disconnected) => return None,
-            }
-            batch.extend(receiver.try_iter().take(1023));
-            Some(batch)
-        })?;
-        Some(
-            batch
-                .iter()
-                .filter_map(|e| serde_json::to_string(e).ok())
-                .collect(),
-        )
+    fn next_events(&self, py: Python<'_>, timeout_ms: u64) -> PyResult<Option<Vec<String>>> {
+        guarded(|| {
+            let events = &self.events;
+            let batch = py.detach(|| {
+                // One reader at a time; the lock is taken without the GIL.
+                let guard = events.lock().ok()?;
+                let receiver = guard.as_ref()?;
+                let mut batch = Vec::new();
+                match receiver.recv_timeout(Duration::from_millis(timeout_ms)) {
+                    Ok(first) => batch.push(first),
+                    Err(RecvTimeoutError::Timeout) => return Some(batch),
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                }
+                batch.extend(receiver.try_iter().take(1023));
+                Some(batch)
+            });
+            Ok(batch.map(|batch| {
+                batch
+                    .iter()
+                    .filter_map(|e| serde_json::to_string(e).ok())
+                    .collect()
+            }))
+        })
     }
 }
 
