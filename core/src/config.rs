@@ -683,11 +683,11 @@ impl Config {
     }
 
     /// Reads the `RINGRIFT_*` environment variables over the preset and validates the result.
-    /// Same as [`Config::from_sources`] with no explicit keys. A variable whose value is not
-    /// UTF-8 is read lossily (and then usually rejected as malformed), never silently dropped.
+    /// Same as [`Config::from_sources`] with no explicit keys. A variable of [`KEYS`] whose value
+    /// is not UTF-8 is an error naming it ([`check_env_utf8`]).
     pub fn from_env() -> Result<Config> {
-        let env = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
-        Config::from_sources(&BTreeMap::new(), &env)
+        check_env_utf8()?;
+        Config::from_sources(&BTreeMap::new(), &env_value)
     }
 
     /// Builds and validates a configuration: explicit keys (lower case, no prefix; see [`KEYS`])
@@ -835,8 +835,8 @@ impl Config {
             }
         };
         if use_env {
-            let env = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
-            Config::from_sources(&explicit, &env)
+            check_env_utf8()?;
+            Config::from_sources(&explicit, &env_value)
         } else {
             Config::from_sources(&explicit, &|_| None)
         }
@@ -1212,6 +1212,33 @@ impl Raw<'_> {
     fn is_env(&self) -> bool {
         matches!(self, Raw::Env { .. })
     }
+}
+
+/// The value of the environment variable `var` (checked to be UTF-8 by [`check_env_utf8`]).
+fn env_value(var: &str) -> Option<String> {
+    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Refuses a variable of [`KEYS`] whose value is not UTF-8. Read lossily, such a value would
+/// quietly become another one — a `RINGRIFT_DATA_DIR` naming a different, empty directory, a
+/// node id with a replacement character. Variables swimraft does not read are not looked at.
+fn check_env_utf8() -> Result<()> {
+    for (_, var, _, _) in KEYS {
+        if let Some(value) = std::env::var_os(var) {
+            if value.to_str().is_none() {
+                let shown = match *var {
+                    "RINGRIFT_CLUSTER_KEY" | "RINGRIFT_AUTH_TOKEN" => {
+                        "(a secret, not shown)".into()
+                    }
+                    _ => format!("{:?}", value.to_string_lossy()),
+                };
+                return Err(Error::invalid_config(format!(
+                    "{var}={shown} is not valid UTF-8: swimraft reads its variables as UTF-8 text"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<'a> Sources<'a> {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import swimraft
@@ -50,6 +52,9 @@ def test_explicit_beats_environment_beats_preset(monkeypatch):
         ("RINGRIFT_CLUSTER_KEY", "s3cret", "RINGRIFT_CLUSTER_KEY"),
         ("RINGRIFT_SWIM_GOSSIP_INTERVAL", "0", "RINGRIFT_SWIM_GOSSIP_INTERVAL"),
         ("RINGRIFT_BIND_HOST", "not-an-ip", "RINGRIFT_BIND_HOST"),
+        ("RINGRIFT_RAFT_ENABLED", "sometimes", "RINGRIFT_RAFT_ENABLED"),
+        ("RINGRIFT_RAFT_JOIN", "later", "RINGRIFT_RAFT_JOIN"),
+        ("RINGRIFT_SWIM_BIND_PORT", "port", "RINGRIFT_SWIM_BIND_PORT"),
     ],
 )
 def test_bad_environment_values_name_the_variable(monkeypatch, var, value, needle):
@@ -59,6 +64,16 @@ def test_bad_environment_values_name_the_variable(monkeypatch, var, value, needl
     assert needle in str(info.value)
     assert isinstance(info.value, ValueError)
     assert info.value.kind == "invalid_config"
+
+
+@pytest.mark.skipif(not hasattr(os, "environb"), reason="needs byte environment values")
+@pytest.mark.parametrize("var", ["RINGRIFT_DATA_DIR", "RINGRIFT_NODE_ID", "RINGRIFT_AUTH_TOKEN"])
+def test_a_variable_that_is_not_utf8_is_refused_not_read_lossily(monkeypatch, var):
+    # Read lossily, b"/srv/d\xffata" would become another (empty) data directory.
+    monkeypatch.setitem(os.environb, var.encode(), b"/srv/d\xffata-s3cret")
+    with pytest.raises(swimraft.ConfigError, match=f"{var}.*not valid UTF-8") as info:
+        swimraft.Config()
+    assert ("s3cret" in str(info.value)) is (var != "RINGRIFT_AUTH_TOKEN")
 
 
 def test_cluster_key_value_is_never_echoed(monkeypatch):
