@@ -602,3 +602,29 @@ async fn a_crash_loses_only_the_open_group_and_reapplying_restores_it() {
     }
     panic!("the group was committed before every copy of the files (20 attempts)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_file_is_refused_with_its_name() {
+    use swimraft_core::consensus::raft::log_store::LOG_DB_FILE;
+    use swimraft_core::ErrorKind;
+
+    for file in [LOG_DB_FILE, STATE_DB_FILE] {
+        let dir = TempDir::new().unwrap();
+        let raft = raft_dir(&dir);
+        std::fs::create_dir_all(&raft).unwrap();
+        let garbage =
+            b"this is not a SQLite database, just some bytes of another program ".repeat(64);
+        std::fs::write(raft.join(file), &garbage).unwrap();
+        let err = if file == LOG_DB_FILE {
+            LogStore::open(&raft).await.err()
+        } else {
+            StateStore::open(&raft).await.err()
+        }
+        .unwrap_or_else(|| panic!("{file} full of garbage was opened"));
+        assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+        assert!(err.message().contains(file), "{file}: {err}");
+        assert!(err.message().contains("not a database"), "{file}: {err}");
+        // Nothing was written over the damaged file: it can still be examined or restored.
+        assert_eq!(std::fs::read(raft.join(file)).unwrap(), garbage, "{file}");
+    }
+}

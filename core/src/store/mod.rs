@@ -50,6 +50,12 @@ pub(crate) fn open_read_only(
     Ok(conn)
 }
 
+/// Names the file an error at opening it came from: "file is not a database" alone does not
+/// say which of a node's databases is damaged.
+pub(crate) fn in_file(path: &std::path::Path, err: Error) -> Error {
+    Error::new(err.kind(), format!("{}: {}", path.display(), err.message()))
+}
+
 /// Maps a SQLite failure to the engine's [`ErrorKind::Storage`]. rusqlite errors never cross the
 /// public API, so Python and C see one stable kind for every disk or database problem.
 pub(crate) fn storage_error(err: rusqlite::Error) -> Error {

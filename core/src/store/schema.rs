@@ -170,10 +170,13 @@ pub fn rebuild_pending_count(conn: &Connection) -> rusqlite::Result<()> {
 /// `busy_timeout=10000`, and foreign keys off (the legacy schema has none and the state machine
 /// checks references itself).
 pub fn open_state_db(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(storage_error)?;
-    configure(&conn, true)?;
-    migrate(&conn)?;
-    Ok(conn)
+    let open = || {
+        let conn = Connection::open(path).map_err(storage_error)?;
+        configure(&conn, true)?;
+        migrate(&conn)?;
+        Ok(conn)
+    };
+    open().map_err(|e| super::in_file(path, e))
 }
 
 /// An in-memory, migrated state database for tests (same pragmas, except that an in-memory

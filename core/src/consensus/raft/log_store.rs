@@ -645,8 +645,9 @@ impl LogStore {
     fn open_blocking(dir: &Path) -> crate::Result<LogStore> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(LOG_DB_FILE);
-        let conn = open_writer(&path)?;
-        let mem = load(&conn)?;
+        let (conn, mem) = open_writer(&path)
+            .and_then(|conn| load(&conn).map(|mem| (conn, mem)))
+            .map_err(|e| crate::store::in_file(&path, e))?;
         let durability = Durability::new(mem.last_log_id);
         let shared = Arc::new(Shared {
             path,
