@@ -113,6 +113,10 @@ pub struct ConsensusStatus {
     pub voters: Vec<String>,
     /// This node's Raft address (voters).
     pub raft_address: String,
+    /// Connections to this node's Raft port closed for a bad frame (a node of another
+    /// cluster, a program that is not swimraft); each is also logged as a warning at the 1st,
+    /// 2nd, 4th, ... occurrence.
+    pub bad_frames: u64,
 }
 
 /// Fallback flags with their reasons.
@@ -709,6 +713,7 @@ impl Coordinator {
                 snapshot_index: rs.snapshot_index,
                 voters: rs.voters,
                 raft_address: rs.raft_address,
+                bad_frames: raft_node.as_ref().map_or(0, |n| n.bad_frames()),
             },
             hybrid_status: HybridStatus {
                 swim_fallback_active: swim_fallback_reason.is_some(),

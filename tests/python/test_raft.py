@@ -163,6 +163,20 @@ async def test_status_and_leader_callback(solo):
     assert await wait_until(lambda: "solo" in solo.leaders_seen)
 
 
+async def test_garbage_on_the_raft_port_is_counted_and_harmless(solo):
+    assert solo.get_status()["raft"]["bad_frames"] == 0
+    host, port = solo.get_status()["raft"]["raft_address"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
+        s.settimeout(5)
+        try:
+            assert s.recv(100) == b""  # the node closes the connection, answering nothing
+        except ConnectionResetError:  # closed with our bytes unread: a reset, also no answer
+            pass
+    assert await wait_until(lambda: solo.get_status()["raft"]["bad_frames"] == 1, timeout=5)
+    assert solo.work.add("still-serving") is not None
+
+
 async def test_bully_mode_says_where_the_queue_lives(tmp_path):
     c = swimraft.HybridCoordinator(config=raft_config(tmp_path, "bully", raft_enabled=False, consensus_mode="bully"))
     await c.start()

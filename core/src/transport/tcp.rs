@@ -313,8 +313,12 @@ async fn serve_connection(
             }
             Err(super::frame::FrameError::Io(_)) => break,
             Err(err) => {
-                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, %err, "closing a Raft connection after a bad frame");
+                // Usually a node of another cluster (RINGRIFT_CLUSTER_NAME) or a program that
+                // is not swimraft: worth a warning, at the 1st, 2nd, 4th, ... bad frame.
+                let bad = stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+                if bad.is_power_of_two() {
+                    tracing::warn!(%peer, %err, bad_frames = bad, "closing a Raft connection after a bad frame");
+                }
                 break;
             }
         }

@@ -208,14 +208,31 @@ impl SwimNode {
         self.counters.packets_received += 1;
         let payload = match self.header.unwrap(data) {
             Ok(payload) => payload,
-            Err(_) => {
+            Err(err) => {
                 self.counters.dropped_foreign += 1;
+                // Usually a node of another cluster (RINGRIFT_CLUSTER_NAME) or version: say so,
+                // at the 1st, 2nd, 4th, 8th, ... such datagram, so a misconfigured peer is seen
+                // in the log without a line per packet.
+                if self.counters.dropped_foreign.is_power_of_two() {
+                    tracing::warn!(
+                        error = %err,
+                        dropped = self.counters.dropped_foreign,
+                        "dropped a datagram that is not of this SWIM cluster"
+                    );
+                }
                 return;
             }
         };
         let result = self.call_foca(out, |foca, rt| foca.handle_data(payload, rt));
-        if result.is_err() {
+        if let Err(err) = result {
             self.counters.dropped_malformed += 1;
+            if self.counters.dropped_malformed.is_power_of_two() {
+                tracing::warn!(
+                    error = %err,
+                    dropped = self.counters.dropped_malformed,
+                    "dropped a malformed SWIM datagram"
+                );
+            }
         }
         self.after_call(out);
     }

@@ -10,15 +10,19 @@ pub const VERSION: u8 = 1;
 pub const MAX_CLUSTER_NAME: usize = 64;
 
 /// Why a datagram was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// Shorter than a header.
+    #[error("shorter than a swimraft header")]
     Truncated,
     /// Not our magic number: some other program.
+    #[error("not a swimraft datagram (another program?)")]
     BadMagic,
     /// Our magic, another protocol version.
+    #[error("swimraft wire version {0}, this node speaks another")]
     BadVersion(u8),
     /// Another cluster's traffic.
+    #[error("from another cluster (check RINGRIFT_CLUSTER_NAME on both ends)")]
     OtherCluster,
 }
 
