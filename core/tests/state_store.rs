@@ -235,3 +235,31 @@ fn opening_drops_the_unused_claimed_by_index() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn a_file_of_a_newer_schema_version_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(store::open_state_db(&path).unwrap());
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE sm_meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    }
+    let err = store::open_state_db(&path).unwrap_err();
+    assert_eq!(err.kind(), swimraft_core::ErrorKind::Storage, "{err}");
+    assert!(err.message().contains("schema version 99"), "{err}");
+    assert!(err.message().contains("state.db"), "{err}");
+    let conn = Connection::open(&path).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM sm_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "99", "the newer file was relabelled");
+}

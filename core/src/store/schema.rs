@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{meta, storage_error};
 use crate::error::{Error, ErrorKind, Result};
@@ -235,8 +235,30 @@ fn configure(conn: &Connection, wal: bool) -> Result<()> {
 
 /// Creates every table and index that does not exist yet, adds `work_items` columns an older
 /// file lacks, seeds the `work_stats` counters and records the schema version. Idempotent, and
-/// never touches existing rows.
+/// never touches existing rows. A file of a newer schema version is refused untouched: this
+/// build would otherwise relabel it as its own version and write rows in its older layout.
 pub fn migrate(conn: &Connection) -> Result<()> {
+    let has_meta = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sm_meta'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(storage_error)?
+        .is_some();
+    if has_meta {
+        let found = meta::get_i64(conn, meta::SCHEMA_VERSION).map_err(storage_error)?;
+        if let Some(version) = found.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!(
+                    "the database has schema version {version}, newer than this build's \
+                     {SCHEMA_VERSION}: open it with the newer swimraft that wrote it"
+                ),
+            ));
+        }
+    }
     migrate_inner(conn).map_err(storage_error)
 }
 

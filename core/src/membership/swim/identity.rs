@@ -74,9 +74,22 @@ mod tests {
 /// that even a clock that went backwards cannot produce a bump the cluster already saw.
 /// Without a writable path, `now_ms` alone (milliseconds since the Unix epoch) is used.
 pub fn next_bump(path: Option<&std::path::Path>, now_ms: u64) -> u64 {
-    let persisted = path
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|text| text.trim().parse::<u64>().ok());
+    let persisted = path.and_then(|p| match std::fs::read_to_string(p) {
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(previous) => Some(previous),
+            Err(err) => {
+                // The clock alone decides this start's bump; only a clock that went back
+                // since the last start could then reuse an identity the cluster saw.
+                tracing::warn!(path = %p.display(), %err, "the SWIM identity bump file is damaged; replacing it");
+                None
+            }
+        },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => {
+            tracing::warn!(path = %p.display(), %err, "cannot read the SWIM identity bump file");
+            None
+        }
+    });
     let bump = match persisted {
         Some(previous) => now_ms.max(previous.saturating_add(1)),
         None => now_ms,
