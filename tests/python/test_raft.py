@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -163,18 +164,59 @@ async def test_status_and_leader_callback(solo):
     assert await wait_until(lambda: "solo" in solo.leaders_seen)
 
 
-async def test_garbage_on_the_raft_port_is_counted_and_harmless(solo):
-    assert solo.get_status()["raft"]["bad_frames"] == 0
+def _raft_frame(cluster: str, kind: int, request_id: int, payload: bytes) -> bytes:
+    # magic | version | cluster name length | name | kind | id (u64 BE) | length (u32 BE) | payload
+    name = cluster.encode()
+    return (b"SWRT" + bytes([1, len(name)]) + name + bytes([kind]) + request_id.to_bytes(8, "big")
+            + len(payload).to_bytes(4, "big") + payload)
+
+
+def _read_exact(s: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def _closed_without_answer(s: socket.socket) -> bool:
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_the_raft_port_answers_or_refuses_each_kind_of_bad_input(solo):
     host, port = solo.get_status()["raft"]["raft_address"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as s:
-        s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
-        s.settimeout(5)
-        try:
-            assert s.recv(100) == b""  # the node closes the connection, answering nothing
-        except ConnectionResetError:  # closed with our bytes unread: a reset, also no answer
-            pass
-    assert await wait_until(lambda: solo.get_status()["raft"]["bad_frames"] == 1, timeout=5)
+    addr = (host, int(port))
+    # A well-formed frame of this cluster whose payload is not a Raft message: answered, on the
+    # same connection, with the reason; the connection stays usable.
+    with socket.create_connection(addr, timeout=5) as s:
+        for request_id in (7, 8):
+            s.sendall(_raft_frame("pytest-raft", 1, request_id, b"not json at all"))
+            header = _read_exact(s, 4 + 2 + len("pytest-raft") + 1 + 8 + 4)
+            assert header[:4] == b"SWRT" and header[6 + len("pytest-raft")] == 2  # a response
+            assert int.from_bytes(header[-12:-4], "big") == request_id
+            answer = json.loads(_read_exact(s, int.from_bytes(header[-4:], "big")))
+            assert "malformed Raft message" in answer["Malformed"]
+    assert solo.get_status()["raft"]["bad_frames"] == 0
+    # Refused by closing that connection, each counted as a bad frame: an unknown frame kind,
+    # a response sent as if it were a request, another cluster's frame, another protocol.
+    refused = [_raft_frame("pytest-raft", 9, 1, b"{}"), _raft_frame("pytest-raft", 2, 1, b"{}"),
+               _raft_frame("other-cluster", 1, 1, b"{}"), b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"]
+    for frame in refused:
+        with socket.create_connection(addr, timeout=5) as s:
+            s.sendall(frame)
+            s.settimeout(5)
+            assert _closed_without_answer(s)
+    assert await wait_until(lambda: solo.get_status()["raft"]["bad_frames"] == len(refused), timeout=5)
+    # A frame cut short by a disconnect is not an error of the peer's making to count.
+    with socket.create_connection(addr, timeout=5) as s:
+        s.sendall(_raft_frame("pytest-raft", 1, 1, b'{"read_index": null}')[:-5])
     assert solo.work.add("still-serving") is not None
+    assert solo.get_status()["raft"]["bad_frames"] == len(refused)
 
 
 async def test_bully_mode_says_where_the_queue_lives(tmp_path):
