@@ -414,6 +414,32 @@ static void test_two_nodes(void) {
     CHECK_RESULT(swimraft_coordinator_start(a), SWIMRAFT_SHUTDOWN);
     CHECK(contains(swimraft_last_error_message(), "stopped"), "shutdown message");
 
+    /* Queries keep answering after stop, with no peers (b was a live peer of a before). */
+    char *after = NULL;
+    CHECK_RESULT(swimraft_coordinator_alive_peers_json(a, &after), SWIMRAFT_OK);
+    CHECK(after != NULL && strcmp(after, "[]") == 0, "peers of a stopped node: %s", after);
+    swimraft_string_free(after);
+    after = NULL;
+    CHECK_RESULT(swimraft_coordinator_members_json(a, &after), SWIMRAFT_OK);
+    CHECK(after != NULL && strcmp(after, "[]") == 0, "members of a stopped node: %s", after);
+    swimraft_string_free(after);
+    after = NULL;
+    bool alive_after = true;
+    CHECK_RESULT(swimraft_coordinator_is_peer_alive(a, "c-node-b", &alive_after), SWIMRAFT_OK);
+    CHECK(!alive_after, "a stopped node calls c-node-b alive");
+    bool leader_after = true;
+    CHECK_RESULT(swimraft_coordinator_is_leader(a, &leader_after), SWIMRAFT_OK);
+    CHECK(!leader_after, "a stopped node claims to lead");
+    CHECK_RESULT(swimraft_coordinator_leader_id(a, &after), SWIMRAFT_OK);
+    CHECK(after != NULL && after[0] == '\0', "leader id of a stopped node: %s", after);
+    swimraft_string_free(after);
+    /* A callback set after stop is accepted and simply never called; then removed. */
+    int a_events = atomic_load(&events_a.events);
+    CHECK_RESULT(swimraft_coordinator_set_event_callback(a, on_event, &events_a), SWIMRAFT_OK);
+    sleep_ms(POLL_STEP_MS);
+    CHECK_RESULT(swimraft_coordinator_set_event_callback(a, NULL, NULL), SWIMRAFT_OK);
+    CHECK(atomic_load(&events_a.events) == a_events, "events after stop");
+
     CHECK_RESULT(swimraft_coordinator_free(b), SWIMRAFT_OK);
     CHECK_RESULT(swimraft_coordinator_free(a), SWIMRAFT_OK);
 
@@ -510,6 +536,8 @@ static void test_raft_execute(void) {
     CHECK_RESULT(swimraft_coordinator_execute(c, "{\"explode\":{}}", 0, &out),
                  SWIMRAFT_INVALID_ARGUMENT);
     CHECK_RESULT(swimraft_coordinator_execute(c, "not json", 0, &out), SWIMRAFT_INVALID_ARGUMENT);
+    CHECK_RESULT(swimraft_coordinator_execute(c, "{\"write\":\"\xff\"}", 0, &out),
+                 SWIMRAFT_INVALID_UTF8);
     CHECK_RESULT(swimraft_coordinator_execute(c, NULL, 0, &out), SWIMRAFT_NULL_ARGUMENT);
     CHECK_RESULT(swimraft_coordinator_execute(c, add, 0, NULL), SWIMRAFT_NULL_ARGUMENT);
     CHECK_RESULT(swimraft_coordinator_execute(NULL, add, 0, &out), SWIMRAFT_NULL_ARGUMENT);
