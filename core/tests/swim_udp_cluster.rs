@@ -1,5 +1,6 @@
 //! In-process cluster on real loopback UDP sockets: coordinators converge, a stopped node is
-//! seen as left, and an unreachable seed shows up as a join error with the fallback flag.
+//! seen as left, an unreachable seed shows up as a join error with the fallback flag, and bad
+//! datagrams on the real socket are counted and change nothing.
 //! Every wait is bounded; every node is stopped at the end.
 
 use serde_json::json;
@@ -170,4 +171,57 @@ async fn swim_mode_with_a_taken_port_is_an_error_and_hybrid_falls_back() {
         .as_deref()
         .is_some_and(|r| r.contains("failed to start")));
     lenient.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_datagrams_on_the_real_socket_are_counted_and_change_nothing() {
+    use swimraft_core::membership::swim::wire::WireHeader;
+
+    let a = Coordinator::new(config("g0", &[], json!({}))).expect("g0");
+    assert!(a.start().await.expect("start g0"));
+    let addr = a.status().swim.advertised_addr.expect("bound");
+    let b = Coordinator::new(config("g1", &[addr.to_string()], json!({}))).expect("g1");
+    assert!(b.start().await.expect("start g1"));
+    let both = || a.alive_peers() == ["g1"] && b.alive_peers() == ["g0"];
+    assert!(
+        wait_for(Duration::from_secs(20), both).await,
+        "no convergence"
+    );
+
+    let before = a.status().swim.counters;
+    let ours = WireHeader::new("udp-test");
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
+    let foreign: [Vec<u8>; 3] = [
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(), // another program
+        WireHeader::new("another-cluster").wrap(b"\x01\x02"), // another cluster
+        vec![0x53],                         // shorter than any header
+    ];
+    let malformed: [Vec<u8>; 2] = [
+        ours.wrap(&[0xff; 40]),   // our header, a body foca cannot decode
+        ours.wrap(&[0x00; 3000]), // our header, larger than any SWIM datagram
+    ];
+    for datagram in foreign.iter().chain(malformed.iter()) {
+        sender.send_to(datagram, addr).expect("send");
+    }
+    let counted = wait_for(Duration::from_secs(5), || {
+        let now = a.status().swim.counters;
+        now.dropped_foreign == before.dropped_foreign + foreign.len() as u64
+            && now.dropped_malformed == before.dropped_malformed + malformed.len() as u64
+    })
+    .await;
+    assert!(
+        counted,
+        "counters {:?} -> {:?}",
+        before,
+        a.status().swim.counters
+    );
+    // Nothing changed for the members: still both alive, nobody suspected, and the protocol
+    // keeps running (the five bad datagrams count as received too: more than five means
+    // genuine ones arrived as well).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(both(), "{:?} / {:?}", a.members(), b.members());
+    assert_eq!(a.status().swim.suspected_count, 0);
+    assert!(a.status().swim.counters.packets_received > before.packets_received + 5);
+    a.stop().await;
+    b.stop().await;
 }
