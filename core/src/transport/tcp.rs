@@ -275,6 +275,16 @@ pub async fn serve(
     }
 }
 
+/// Counts a connection closed for a bad frame — usually a node of another cluster
+/// (RINGRIFT_CLUSTER_NAME) or a program that is not swimraft — and says so as a warning at
+/// the 1st, 2nd, 4th, ... one, so it shows in the log without a line per connection.
+fn count_bad_frame(stats: &ServerStats, peer: SocketAddr, why: &str) {
+    let bad = stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+    if bad.is_power_of_two() {
+        tracing::warn!(%peer, why, bad_frames = bad, "closing a Raft connection after a bad frame");
+    }
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -307,18 +317,14 @@ async fn serve_connection(
                     });
                 });
             }
-            Ok(_) => {
-                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            Ok(frame) => {
+                let why = format!("a {:?} frame where a request belongs", frame.kind);
+                count_bad_frame(&stats, peer, &why);
                 break;
             }
             Err(super::frame::FrameError::Io(_)) => break,
             Err(err) => {
-                // Usually a node of another cluster (RINGRIFT_CLUSTER_NAME) or a program that
-                // is not swimraft: worth a warning, at the 1st, 2nd, 4th, ... bad frame.
-                let bad = stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
-                if bad.is_power_of_two() {
-                    tracing::warn!(%peer, %err, bad_frames = bad, "closing a Raft connection after a bad frame");
-                }
+                count_bad_frame(&stats, peer, &err.to_string());
                 break;
             }
         }
