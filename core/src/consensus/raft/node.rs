@@ -442,10 +442,7 @@ impl RaftNode {
             now_us: 0,
             command,
         };
-        let result = match proposer::checked_size(&env) {
-            Ok(_) => self.write_until(env, Instant::now() + timeout).await,
-            Err(why) => Err(Error::new(ErrorKind::InvalidArgument, why)),
-        };
+        let result = self.write_until(env, Instant::now() + timeout).await;
         self.session.finish(&ticket);
         let result = result?;
         match result.rejection() {
@@ -456,6 +453,7 @@ impl RaftNode {
 
     async fn write_until(&self, env: Envelope, deadline: Instant) -> Result<CommandResult> {
         let mut maybe_applied = false;
+        let mut size_checked = false;
         let mut rotate = 0usize;
         let mut last_error = String::from("no leader");
         loop {
@@ -491,6 +489,14 @@ impl RaftNode {
                     Err(_) => continue,
                 }
             } else {
+                // The proposer checks a local write's size; one to be forwarded is checked
+                // before it leaves: the leader would refuse it only after it crossed the
+                // network, and one larger than a frame would cut the shared connection.
+                if !size_checked {
+                    proposer::checked_size(&env)
+                        .map_err(|why| Error::new(ErrorKind::InvalidArgument, why))?;
+                    size_checked = true;
+                }
                 let addr = match &target {
                     Some((_, addr)) => addr.clone(),
                     None => {

@@ -73,9 +73,8 @@ impl Proposer {
 }
 
 /// The encoded size of `env`, or why it is refused: larger than [`MAX_WRITE_BYTES`]. The
-/// proposer checks it, and so does a node before it forwards a write to the leader, so an
-/// oversized write is refused at once wherever it enters (forwarded, it would only be refused
-/// by the leader after crossing the network, or not fit a frame at all).
+/// proposer checks it (and needs the size for its batches), and so does a node before it
+/// forwards a write to the leader, so an oversized write is refused wherever it enters.
 pub(crate) fn checked_size(env: &Envelope) -> Result<usize, String> {
     let bytes = encoded_len(env);
     if bytes > MAX_WRITE_BYTES {
