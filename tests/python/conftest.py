@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import time
 from typing import Any, Callable
@@ -52,12 +53,23 @@ def wait_child() -> Callable[[int], int]:
     child hang (what the fork tests exist to catch) fails the suite instead of hanging it."""
 
     def wait(pid: int, timeout: float = 15.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        if hasattr(os, "pidfd_open"):
+            # The pidfd becomes readable when the child exits: await that, bounded.
+            fd = os.pidfd_open(pid)
+            try:
+                select.select([fd], [], [], timeout)
+            finally:
+                os.close(fd)
             done, status = os.waitpid(pid, os.WNOHANG)
             if done == pid:
                 return os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)
+        else:  # no pidfd (not Linux): poll, bounded
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == pid:
+                    return os.waitstatus_to_exitcode(status)
+                time.sleep(0.01)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         pytest.fail(f"forked child {pid} still running after {timeout} s (killed)")
