@@ -73,6 +73,9 @@ class HybridCoordinator:
         self._pending: Dict[int, Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Any], Any]]] = {}
         self._pending_lock = threading.Lock()
         self._next_token = 0
+        # Per event loop, the operations its tasks started in the current iteration (see
+        # ``_send_outbox``).
+        self._outboxes: Dict[asyncio.AbstractEventLoop, List[Tuple[str, int, Optional[float]]]] = {}
         self._completer: Optional[threading.Thread] = None
         self.work = WorkQueue(self)
         self.jobs = Jobs(self)
@@ -184,18 +187,51 @@ class HybridCoordinator:
     async def _call_async(self, op: Dict[str, Any], parse: Callable[[Any], Any], timeout: Optional[float]) -> Any:
         loop = asyncio.get_running_loop()
         future: "asyncio.Future[Any]" = loop.create_future()
+        payload = _encode(op)
         with self._pending_lock:
             self._next_token += 1
             token = self._next_token
             self._pending[token] = (loop, future, parse)
-        try:
-            self._native.submit(_encode(op), token, timeout)
-        except BaseException:
-            with self._pending_lock:
-                self._pending.pop(token, None)
-            raise
-        self._ensure_completer()
+            outbox = self._outboxes.get(loop)
+            first = outbox is None
+            if first:
+                outbox = self._outboxes[loop] = []
+            outbox.append((payload, token, timeout))
+        if first:
+            # Sent once the tasks that are ready now have run: they all go in one native call.
+            loop.call_soon(self._send_outbox, loop)
         return await future
+
+    def _send_outbox(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hands the operations this loop queued in one iteration to the engine at once (one
+        wake-up of the engine's runtime instead of one per operation). An operation whose
+        awaiter was cancelled before it left is not sent."""
+        with self._pending_lock:
+            queued = self._outboxes.pop(loop, [])
+            ops = []
+            for payload, token, timeout in queued:
+                entry = self._pending.get(token)
+                if entry is not None and entry[1].cancelled():
+                    del self._pending[token]
+                else:
+                    ops.append((payload, token, timeout))
+        if not ops:
+            return
+        self._ensure_completer()
+        try:
+            refused = self._native.submit_many(ops)
+        except Exception as exc:  # the native call itself failed: none of them was started
+            refused = [(token, None, exc, "") for _payload, token, _timeout in ops]
+        for token, class_name, message, kind in refused:
+            with self._pending_lock:
+                entry = self._pending.pop(token, None)
+            if entry is None or entry[1].done():
+                continue
+            if class_name is None:
+                entry[1].set_exception(message)
+            else:
+                cls = getattr(errors, class_name, errors.SwimraftError)
+                entry[1].set_exception(cls(message, kind))
 
     def _ensure_completer(self) -> None:
         with self._lifecycle_lock:

@@ -108,6 +108,56 @@ async def test_async_forms_run_concurrently_and_errors_map(solo):
     assert first == again
 
 
+async def test_operations_started_in_one_loop_iteration_leave_together(solo):
+    """The async forms hand everything one event-loop iteration started to the engine in one
+    native call; each operation still gets its own outcome, one refused before it started
+    (a bad timeout) among them, and one cancelled before it left is never sent."""
+    native = solo._native
+    sent: list = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+        def submit_many(self, ops):
+            sent.append([json.loads(op) for op, _token, _timeout in ops])
+            return native.submit_many(ops)
+
+    solo._native = Spy()
+    try:
+        results = await asyncio.gather(
+            solo.work.add_async("together", work_id="t-1"),
+            solo.kv.set_async("together", 1, timeout=-1),
+            solo.kv.set_async("together", 2),
+            solo.work.add_async("together", work_id="t-1"),  # the same id: one of the two is refused
+            return_exceptions=True,
+        )
+        assert len(sent) == 1 and len(sent[0]) == 4
+        assert isinstance(results[1], swimraft.InvalidArgumentError) and "timeout" in str(results[1])
+        assert results[2] is None
+        adds = sorted([results[0], results[3]], key=lambda r: isinstance(r, Exception))
+        assert adds[0] == "t-1"
+        assert isinstance(adds[1], swimraft.InvalidArgumentError) and "duplicate" in str(adds[1])
+        assert solo.kv.get("together") == 2
+
+        sent.clear()
+        late = asyncio.ensure_future(solo.kv.set_async("cancelled-before-sending", 1))
+        await asyncio.sleep(0)  # the task queues its write and waits; the send is scheduled after us
+        late.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await late
+        assert sent == []
+        assert await solo.kv.get_async("cancelled-before-sending") is None
+    finally:
+        solo._native = native
+    # After stop, an async call fails with the engine's shutdown error, like the sync form.
+    await solo.stop()
+    with pytest.raises(swimraft.ShutdownError):
+        solo.kv.set("after-stop", 1)
+    with pytest.raises(swimraft.ShutdownError):
+        await solo.kv.set_async("after-stop", 1)
+
+
 async def test_backpressure_refuses_then_force_bypasses(solo):
     for _ in range(10):
         solo.work.add_batch([{"work_type": "bp"} for _ in range(100)])
