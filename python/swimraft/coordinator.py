@@ -10,9 +10,11 @@ an exception in a callback is logged and never reaches the engine.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _native, errors
@@ -28,6 +30,30 @@ MemberCallback = Callable[[str], Any]
 LeaderCallback = Callable[[str], Any]
 
 _EVENT_POLL_MS = 200
+_COMPLETION_POLL_MS = 100
+
+# The completion and event threads are daemons (a coordinator that is never stopped must not
+# keep the interpreter alive), and they spend their time waiting inside the engine without the
+# GIL. A daemon thread that takes the GIL back while the interpreter finalizes is ended by
+# CPython with pthread_exit, whose forced unwind through the native frames aborts the process
+# ("FATAL: exception not rethrown", exit status 134). So at exit, before finalization starts,
+# they are told to return and are joined: each wait is at most one poll interval.
+_exiting = threading.Event()
+_helpers: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+
+
+def _start_helper(target: Callable[[], None], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    _helpers.add(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _join_helpers_at_exit() -> None:
+    _exiting.set()
+    for thread in list(_helpers):
+        thread.join(timeout=2 * _EVENT_POLL_MS / 1000)
 
 
 class HybridCoordinator:
@@ -237,15 +263,12 @@ class HybridCoordinator:
         with self._lifecycle_lock:
             if self._completer is not None and self._completer.is_alive():
                 return
-            thread = threading.Thread(target=self._complete_loop, name=f"swimraft-completions-{self.node_id}",
-                                      daemon=True)
-            self._completer = thread
-            thread.start()
+            self._completer = _start_helper(self._complete_loop, f"swimraft-completions-{self.node_id}")
 
     def _complete_loop(self) -> None:
         # One wake-up of each event loop per batch of finished operations, not one per result.
-        while True:
-            batch = self._native.next_completions(100)
+        while not _exiting.is_set():
+            batch = self._native.next_completions(_COMPLETION_POLL_MS)
             if not batch:
                 with self._pending_lock:
                     if not self._pending and self._stopping.is_set():
@@ -275,14 +298,10 @@ class HybridCoordinator:
             if self._dispatcher is not None:
                 return
             self._stopping.clear()
-            thread = threading.Thread(
-                target=self._dispatch_loop, name=f"swimraft-events-{self.node_id}", daemon=True
-            )
-            self._dispatcher = thread
-            thread.start()
+            self._dispatcher = _start_helper(self._dispatch_loop, f"swimraft-events-{self.node_id}")
 
     def _dispatch_loop(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not _exiting.is_set():
             try:
                 batch = self._native.next_events(_EVENT_POLL_MS)
             except ShutdownError:

@@ -174,3 +174,46 @@ def test_use_after_fork_is_a_clear_error(local_config, wait_child):
             code = 2
         os._exit(code)
     assert wait_child(pid) == 0
+
+
+# A program that exits without stopping its coordinator, while the completion and event threads
+# wait inside the engine, and whose interpreter takes a while to finalize.
+_EXIT_WITHOUT_STOP = r"""
+import asyncio, sys, time
+import swimraft
+
+async def main():
+    c = swimraft.HybridCoordinator(config=swimraft.Config(
+        use_env=False, node_id="exits", raft_enabled=True, consensus_mode="raft", raft_port=0,
+        bind_host="127.0.0.1", advertise_host="127.0.0.1", preset="local",
+        cluster_name="exit-test", data_dir=sys.argv[1]))
+    await c.start()
+    for _ in range(500):
+        if c.is_leader():
+            break
+        await asyncio.sleep(0.02)
+    await c.kv.set_async("k", 1)  # the completion thread runs from here on
+    return c
+
+coord = asyncio.run(main())
+
+class SlowFinalization:
+    def __del__(self):
+        time.sleep(0.6)  # longer than either thread's wait: they wake while the interpreter finalizes
+
+keep = SlowFinalization()
+print("set", coord.kv.get("k", stale_ok=True), flush=True)
+"""
+
+
+def test_exiting_without_stop_ends_cleanly(tmp_path):
+    """The helper threads return at exit instead of being ended by the finalizing interpreter,
+    which aborted the process (exit status 134, "FATAL: exception not rethrown")."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_STOP, str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=60)
+    assert "set 1" in done.stdout, done.stderr
+    assert "FATAL" not in done.stderr
+    assert done.returncode == 0, done.stderr
