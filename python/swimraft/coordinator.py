@@ -245,19 +245,14 @@ class HybridCoordinator:
             return
         self._ensure_completer()
         try:
-            refused = self._native.submit_many(ops)
+            refused = [(token, _engine_error(*failure)) for token, failure in self._native.submit_many(ops)]
         except Exception as exc:  # the native call itself failed: none of them was started
-            refused = [(token, None, exc, "") for _payload, token, _timeout in ops]
-        for token, class_name, message, kind in refused:
+            refused = [(token, exc) for _payload, token, _timeout in ops]
+        for token, exc in refused:
             with self._pending_lock:
                 entry = self._pending.pop(token, None)
-            if entry is None or entry[1].done():
-                continue
-            if class_name is None:
-                entry[1].set_exception(message)
-            else:
-                cls = getattr(errors, class_name, errors.SwimraftError)
-                entry[1].set_exception(cls(message, kind))
+            if entry is not None and not entry[1].done():
+                entry[1].set_exception(exc)
 
     def _ensure_completer(self) -> None:
         with self._lifecycle_lock:
@@ -357,6 +352,11 @@ def _encode(op: Dict[str, Any]) -> str:
             f"an argument cannot be sent as JSON: {exc}", "invalid_argument") from exc
 
 
+def _engine_error(class_name: str, message: str, kind: str) -> errors.SwimraftError:
+    """The ``swimraft.errors`` exception the engine named for a failed operation."""
+    return getattr(errors, class_name, errors.SwimraftError)(message, kind)
+
+
 def _resolve_batch(items: list) -> None:
     for future, parse, ok, payload, class_name, kind in items:
         if future.done():  # cancelled by its awaiter
@@ -367,8 +367,7 @@ def _resolve_batch(items: list) -> None:
             except Exception as exc:  # a parse problem is the caller's to see, not the loop's
                 future.set_exception(exc)
         else:
-            cls = getattr(errors, class_name, errors.SwimraftError)
-            future.set_exception(cls(payload, kind))
+            future.set_exception(_engine_error(class_name, payload, kind))
 
 
 def _invoke(callback: Callable[..., Any], *args: str) -> None:

@@ -39,13 +39,6 @@ fn timeout_of(timeout_s: Option<f64>) -> PyResult<Option<Duration>> {
     engine_timeout(timeout_s).map_err(to_py)
 }
 
-/// An operation of `submit_many` refused before it started: token, class, message, kind.
-type Refusal = (u64, String, String, String);
-
-fn refusal(token: u64, (class, message, kind): Failure) -> Refusal {
-    (token, class, message, kind)
-}
-
 /// The Python exception class (in `swimraft.errors`) for an error kind.
 fn exception_name(kind: ErrorKind) -> &'static str {
     match kind {
@@ -236,13 +229,13 @@ impl NativeCoordinator {
     /// operations one event-loop iteration asked for. Each outcome arrives, tagged with its
     /// token, from `next_completions`, except for an operation refused before it started
     /// (malformed JSON, a bad timeout, a stopped runtime): those are returned at once, as
-    /// `[(token, class, message, kind)]`.
+    /// `[(token, (class, message, kind))]`.
     ///
     /// Why a batch: every operation needs a task on the runtime, and a task handed in from
     /// outside the runtime wakes a parked worker thread (a system call, made with the GIL held).
     /// One call per iteration hands in one task that starts the others from inside, so 64
     /// clients cost one wake-up where they cost 64.
-    fn submit_many(&self, ops: Vec<(String, u64, Option<f64>)>) -> PyResult<Vec<Refusal>> {
+    fn submit_many(&self, ops: Vec<(String, u64, Option<f64>)>) -> PyResult<Vec<(u64, Failure)>> {
         guarded(|| {
             let mut refused = Vec::new();
             let rt = match runtime::get() {
@@ -251,7 +244,7 @@ impl NativeCoordinator {
                     let failure = failure_of(&err);
                     return Ok(ops
                         .into_iter()
-                        .map(|(_, token, _)| refusal(token, failure.clone()))
+                        .map(|(_, token, _)| (token, failure.clone()))
                         .collect());
                 }
             };
@@ -269,7 +262,7 @@ impl NativeCoordinator {
                     Ok((op, timeout)) => {
                         started.push((op, timeout, CompletionSlot::new(token, done.clone())))
                     }
-                    Err(err) => refused.push(refusal(token, failure_of(&err))),
+                    Err(err) => refused.push((token, failure_of(&err))),
                 }
             }
             if !started.is_empty() {
