@@ -188,11 +188,7 @@ async def main():
         bind_host="127.0.0.1", advertise_host="127.0.0.1", preset="local",
         cluster_name="exit-test", data_dir=sys.argv[1]))
     await c.start()
-    for _ in range(500):
-        if c.is_leader():
-            break
-        await asyncio.sleep(0.02)
-    await c.kv.set_async("k", 1)  # the completion thread runs from here on
+    await c.kv.set_async("k", 1, timeout=30)  # waits for the election; the completion thread runs from here on
     return c
 
 coord = asyncio.run(main())
