@@ -217,14 +217,8 @@ fn malformed_legacy_depends_on_does_not_block_or_break() {
 /// drops it (it cost every claim an index update).
 #[test]
 fn opening_drops_the_unused_claimed_by_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    store::open_state_db(&path).unwrap();
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE INDEX idx_work_items_claimed_by ON work_items (claimed_by)")
-            .unwrap();
-    }
+    let (_dir, path) =
+        tampered_state_file("CREATE INDEX idx_work_items_claimed_by ON work_items (claimed_by)");
     let conn = store::open_state_db(&path).unwrap();
     let left: i64 = conn
         .query_row(
@@ -236,19 +230,20 @@ fn opening_drops_the_unused_claimed_by_index() {
     assert_eq!(left, 0);
 }
 
-#[test]
-fn a_file_of_a_newer_schema_version_is_refused_untouched() {
+/// A state file made by this build, then changed behind its back by `sql` on a plain
+/// connection (what an older or newer version would have left).
+fn tampered_state_file(sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     drop(store::open_state_db(&path).unwrap());
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute(
-            "UPDATE sm_meta SET value = '99' WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
-    }
+    Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_file_of_a_newer_schema_version_is_refused_untouched() {
+    let (_dir, path) =
+        tampered_state_file("UPDATE sm_meta SET value = '99' WHERE key = 'schema_version'");
     let err = store::open_state_db(&path).unwrap_err();
     assert_eq!(err.kind(), swimraft_core::ErrorKind::Storage, "{err}");
     assert!(err.message().contains("schema version 99"), "{err}");
