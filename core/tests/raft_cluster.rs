@@ -6,6 +6,7 @@
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swimraft_core::consensus::raft::node::{RaftNode, RaftNodeConfig};
@@ -16,12 +17,33 @@ use swimraft_core::ErrorKind;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const T: Duration = Duration::from_secs(5);
 
+/// A port for a test node's Raft listener, bindable on 127.0.0.1 right now.
+///
+/// Ports come from below Linux's ephemeral range (32768–60999): a port from `bind(0)`, given
+/// back before the node binds it, could meanwhile become the source port of another test's
+/// outgoing connection or be handed to a test running in parallel (seen in CI: one cluster's
+/// node failed with "address in use" and the others talked to a node of the other cluster).
+/// A process-wide counter never hands out the same port twice; the start is spread by the pid
+/// so that two test processes rarely walk the same ports.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (base + n) % SPAN) as u16;
+        if std::net::TcpListener::bind((LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN);
 }
 
 struct Spec {
+    /// Each test's cluster has a name of its own: a frame from another test's cluster (whose
+    /// nodes have the same ids) is refused by the transport instead of reaching openraft.
+    cluster: &'static str,
     name: String,
     port: u16,
     dir: PathBuf,
@@ -30,7 +52,7 @@ struct Spec {
 fn config(me: &Spec, voters: &[(String, String)]) -> RaftNodeConfig {
     RaftNodeConfig {
         node_id: me.name.clone(),
-        cluster_name: "raft-test".into(),
+        cluster_name: me.cluster.into(),
         bind: SocketAddr::new(LOCALHOST, me.port),
         advertise_host: LOCALHOST,
         data_dir: me.dir.clone(),
@@ -43,9 +65,14 @@ fn config(me: &Spec, voters: &[(String, String)]) -> RaftNodeConfig {
     }
 }
 
-fn specs(n: usize, root: &std::path::Path) -> (Vec<Spec>, Vec<(String, String)>) {
+fn specs(
+    cluster: &'static str,
+    n: usize,
+    root: &std::path::Path,
+) -> (Vec<Spec>, Vec<(String, String)>) {
     let specs: Vec<Spec> = (0..n)
         .map(|i| Spec {
+            cluster,
             name: format!("r{i}"),
             port: free_port(),
             dir: root.join(format!("r{i}")),
@@ -115,7 +142,7 @@ fn add(id: &str) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elect_replicate_forward_and_fail_over() {
     let root = tempfile::tempdir().expect("tmp");
-    let (specs, voters) = specs(3, root.path());
+    let (specs, voters) = specs("raft-failover-test", 3, root.path());
     let nodes = start_all(&specs, &voters).await;
     let refs: Vec<&RaftNode> = nodes.iter().collect();
     let leader = wait_leader(&refs, Duration::from_secs(10)).await;
@@ -191,7 +218,7 @@ async fn elect_replicate_forward_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wiped_follower_is_restored_by_snapshot_and_voters_change() {
     let root = tempfile::tempdir().expect("tmp");
-    let (specs, voters) = specs(3, root.path());
+    let (specs, voters) = specs("raft-snapshot-test", 3, root.path());
     let mut nodes = start_all(&specs, &voters).await;
     let refs: Vec<&RaftNode> = nodes.iter().collect();
     let leader = wait_leader(&refs, Duration::from_secs(10)).await;
@@ -251,6 +278,7 @@ async fn wiped_follower_is_restored_by_snapshot_and_voters_change() {
     // Add a fourth voter at run time (it starts as an empty replica waiting to be added),
     // then remove it.
     let extra = Spec {
+        cluster: specs[0].cluster,
         name: "r3".into(),
         port: free_port(),
         dir: root.path().join("r3"),

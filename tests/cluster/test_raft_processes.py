@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import time
 
 import pytest
 
 import swimraft
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def raft_of(agent):
@@ -44,9 +37,9 @@ def leader_name(cluster):
 
 
 @pytest.mark.parametrize("victim_role", ["leader", "follower"])
-async def test_kill9_loses_no_acknowledged_write(cluster, tmp_path, victim_role):
+async def test_kill9_loses_no_acknowledged_write(cluster, tmp_path, victim_role, free_ports):
     names = ["v0", "v1", "v2"]
-    ports = {n: free_port() for n in names}
+    ports = dict(zip(names, free_ports(len(names))))
     voters = ",".join(f"{n}=127.0.0.1:{ports[n]}" for n in names)
     for n in names:
         cluster.start(n, raft_port=ports[n], raft_voters=voters)

@@ -13,12 +13,6 @@ import pytest
 import swimraft
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def wait_until(predicate, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -284,9 +278,9 @@ async def test_bully_mode_says_where_the_queue_lives(tmp_path):
         c.work.add("x")
 
 
-async def test_three_nodes_in_one_process_forward_and_fail_over(tmp_path):
+async def test_three_nodes_in_one_process_forward_and_fail_over(tmp_path, free_ports):
     names = ["a", "b", "c"]
-    ports = {n: free_port() for n in names}
+    ports = dict(zip(names, free_ports(len(names))))
     voters = ",".join(f"{n}=127.0.0.1:{ports[n]}" for n in names)
     nodes = [swimraft.HybridCoordinator(config=raft_config(tmp_path, n, raft_port=ports[n], raft_voters=voters))
              for n in names]
@@ -326,9 +320,9 @@ async def test_the_leader_times_out_stale_claims_by_itself(solo):
     assert solo.work.stats()["total_timeout"] == 1
 
 
-async def test_a_voter_is_added_and_removed_at_run_time(tmp_path):
+async def test_a_voter_is_added_and_removed_at_run_time(tmp_path, free_ports):
     names = ["a", "b", "c"]
-    ports = {n: free_port() for n in names + ["d"]}
+    ports = dict(zip(names + ["d"], free_ports(len(names) + 1)))
     voters = ",".join(f"{n}=127.0.0.1:{ports[n]}" for n in names)
     nodes = [swimraft.HybridCoordinator(config=raft_config(tmp_path, n, raft_port=ports[n], raft_voters=voters))
              for n in names]
