@@ -7,6 +7,7 @@
 //! * [`network`]: outbound RPCs (openraft's network factory) over multiplexed TCP.
 //! * [`server`]: inbound RPCs and forwarded client requests.
 //! * [`proposer`]: the leader's write batcher (many writes per log entry).
+//! * [`forwarder`]: a follower's or client's write batcher (many writes per forwarded request).
 //! * [`split_vote`]: re-campaigns after a failed round with a fresh random delay.
 //! * [`log_store`]: the Raft log and vote on SQLite (one writer thread, fsync before ack, except
 //!   a leader's own entries: [`durability`] says why that is safe).
@@ -14,6 +15,7 @@
 //!   [`group_commit`]: its write connection, one transaction over several apply batches.
 
 pub mod durability;
+pub mod forwarder;
 pub mod group_commit;
 pub mod log_store;
 pub mod network;

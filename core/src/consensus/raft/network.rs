@@ -66,7 +66,7 @@ impl Peers {
 }
 
 /// A failed call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// Transport failure.
     #[error("{0}")]

@@ -8,6 +8,7 @@
 //! through the leader, then served from the local replica once it has applied that far) or
 //! served from the local replica with `stale_ok`.
 
+use super::forwarder::Forwarder;
 use super::network::{CallError, NetworkFactory, Peers};
 use super::node_id::NodeId;
 use super::proposer::{self, Proposer};
@@ -130,6 +131,7 @@ pub struct RaftNode {
     address: String,
     replica: Option<Replica>,
     peers: Peers,
+    forwarder: Forwarder,
     voters: Vec<(NodeId, String)>,
     session: ClientSession,
     leader_hint: Mutex<Option<(NodeId, String)>>,
@@ -160,18 +162,20 @@ impl RaftNode {
             cfg.join_existing || voters.is_empty() || voters.iter().any(|(n, _)| *n == id);
         let (stopped, _) = watch::channel(false);
         let status = Arc::new(RwLock::new(RaftStatus::default()));
+        let (forwarder, forwarder_task) = Forwarder::start(peers.clone());
         if !is_voter {
             let node = RaftNode {
                 id,
                 address: String::new(),
                 replica: None,
                 peers,
+                forwarder,
                 single_voter: voters.len() == 1,
                 voters,
                 session: ClientSession::new(&cfg.node_id),
                 leader_hint: Mutex::new(None),
                 status,
-                tasks: Mutex::new(Vec::new()),
+                tasks: Mutex::new(vec![forwarder_task]),
                 stopped,
                 quorum_ack_limit: cfg.election_timeout_min,
             };
@@ -247,12 +251,13 @@ impl RaftNode {
                 stats,
             }),
             peers,
+            forwarder,
             single_voter: voters.len() == 1,
             voters,
             session: ClientSession::new(&cfg.node_id),
             leader_hint: Mutex::new(None),
             status,
-            tasks: Mutex::new(vec![server_task, proposer_task]),
+            tasks: Mutex::new(vec![server_task, proposer_task, forwarder_task]),
             stopped,
             quorum_ack_limit: cfg.election_timeout_min,
         };
@@ -453,7 +458,7 @@ impl RaftNode {
 
     async fn write_until(&self, env: Envelope, deadline: Instant) -> Result<CommandResult> {
         let mut maybe_applied = false;
-        let mut size_checked = false;
+        let mut size: Option<usize> = None;
         let mut rotate = 0usize;
         let mut last_error = String::from("no leader");
         loop {
@@ -492,11 +497,13 @@ impl RaftNode {
                 // The proposer checks a local write's size; one to be forwarded is checked
                 // before it leaves: the leader would refuse it only after it crossed the
                 // network, and one larger than a frame would cut the shared connection.
-                if !size_checked {
-                    proposer::checked_size(&env)
-                        .map_err(|why| Error::new(ErrorKind::InvalidArgument, why))?;
-                    size_checked = true;
-                }
+                let bytes = match size {
+                    Some(bytes) => bytes,
+                    None => *size.insert(
+                        proposer::checked_size(&env)
+                            .map_err(|why| Error::new(ErrorKind::InvalidArgument, why))?,
+                    ),
+                };
                 let addr = match &target {
                     Some((_, addr)) => addr.clone(),
                     None => {
@@ -510,22 +517,18 @@ impl RaftNode {
                         }
                     }
                 };
-                let remaining = deadline.saturating_duration_since(Instant::now());
                 match self
-                    .peers
-                    .call(&addr, &Request::ClientWrite(env.clone()), remaining)
+                    .forwarder
+                    .forward(&addr, env.clone(), bytes, deadline)
                     .await
                 {
-                    Ok(Response::ClientWrite(answer)) => {
+                    Ok(answer) => {
                         maybe_applied = true;
                         if answer.is_ok() {
                             self.served_by(&addr);
                         }
                         answer
                     }
-                    Ok(other) => Err(ForwardError::Unavailable(format!(
-                        "unexpected answer {other:?}"
-                    ))),
                     Err(CallError::Rpc(RpcError::Timeout(a))) => {
                         maybe_applied = true;
                         Err(ForwardError::Unavailable(format!("{a} did not answer")))

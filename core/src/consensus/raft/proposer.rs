@@ -61,15 +61,40 @@ impl Proposer {
     /// Proposes `env` (the leader stamps `now_us` when the batch leaves) and waits for its
     /// entry to be applied.
     pub async fn propose(&self, env: Envelope) -> Outcome {
+        match self.enqueue(env) {
+            Ok(answer) => settle(answer).await,
+            Err(refused) => Err(refused),
+        }
+    }
+
+    /// Proposes every write of `envs` (queued together, so they usually share a proposal)
+    /// and waits for all of them: one outcome per write, in order.
+    pub async fn propose_all(&self, envs: Vec<Envelope>) -> Vec<Outcome> {
+        let queued: Vec<_> = envs.into_iter().map(|env| self.enqueue(env)).collect();
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for q in queued {
+            outcomes.push(match q {
+                Ok(answer) => settle(answer).await,
+                Err(refused) => Err(refused),
+            });
+        }
+        outcomes
+    }
+
+    fn enqueue(&self, env: Envelope) -> Result<oneshot::Receiver<Outcome>, ForwardError> {
         let (reply, answer) = oneshot::channel();
         let bytes = checked_size(&env).map_err(ForwardError::Invalid)?;
         self.tx
             .send(Pending { env, bytes, reply })
             .map_err(|_| ForwardError::Unavailable("the Raft node is stopping".into()))?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ForwardError::Unavailable("the Raft node stopped".into())))
+        Ok(answer)
     }
+}
+
+async fn settle(answer: oneshot::Receiver<Outcome>) -> Outcome {
+    answer
+        .await
+        .unwrap_or_else(|_| Err(ForwardError::Unavailable("the Raft node stopped".into())))
 }
 
 /// The encoded size of `env`, or why it is refused: larger than [`MAX_WRITE_BYTES`]. The

@@ -23,8 +23,9 @@ pub enum Request {
     Vote(VoteRequest<NodeId>),
     /// One chunk of a snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A client write forwarded to the node believed to lead. The leader stamps `now_us`.
-    ClientWrite(Envelope),
+    /// Client writes forwarded to the node believed to lead, as many as the forwarding node
+    /// had queued (see [`super::forwarder`]). The leader stamps `now_us`.
+    ClientWrites(Vec<Envelope>),
     /// A read from a node without a replica: the leader serves it linearizably.
     Read(crate::consensus::read::ReadQuery),
     /// Read-index request: the leader confirms its leadership with a quorum and answers the
@@ -72,8 +73,8 @@ pub enum Response {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    /// Answer to [`Request::ClientWrite`]: the write's result.
-    ClientWrite(Result<CommandResult, ForwardError>),
+    /// Answer to [`Request::ClientWrites`]: each write's outcome, in the request's order.
+    ClientWrites(Vec<Result<CommandResult, ForwardError>>),
     /// Answer to [`Request::Read`].
     Read(Result<serde_json::Value, ForwardError>),
     /// Answer to [`Request::ReadIndex`].

@@ -101,7 +101,7 @@ pub async fn handle(
         Request::InstallSnapshot(rpc) => {
             Response::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
-        Request::ClientWrite(env) => Response::ClientWrite(proposer.propose(env).await),
+        Request::ClientWrites(envs) => Response::ClientWrites(proposer.propose_all(envs).await),
         Request::Read(query) => Response::Read(serve_read(&raft, &reader, query).await),
         Request::ReadIndex => Response::ReadIndex(match raft.get_read_log_id().await {
             Ok((read_log_id, _applied)) => Ok(read_log_id.map(|l| l.index).unwrap_or(0)),
