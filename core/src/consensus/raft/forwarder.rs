@@ -82,6 +82,11 @@ impl Forwarder {
 
 async fn run(peers: Peers, mut rx: mpsc::UnboundedReceiver<Queued>) {
     while let Some(first) = rx.recv().await {
+        // The write that woke this task usually has siblings started in the same instant
+        // (one event-loop iteration's operations start together) that are ready to run but
+        // not yet queued: the runtime runs a task it just woke before them. Yielding once
+        // lets them queue first, so they leave together.
+        tokio::task::yield_now().await;
         let mut by_addr: HashMap<String, Vec<Queued>> = HashMap::new();
         by_addr.entry(first.addr.clone()).or_default().push(first);
         let mut taken = 1;
