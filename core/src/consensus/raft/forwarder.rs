@@ -19,6 +19,8 @@ use super::rpc::{ForwardError, Request, Response};
 use crate::state::Envelope;
 use crate::transport::tcp::RpcError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -81,12 +83,16 @@ impl Forwarder {
 }
 
 async fn run(peers: Peers, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
     while let Some(first) = rx.recv().await {
         // The write that woke this task usually has siblings started in the same instant
         // (one event-loop iteration's operations start together) that are ready to run but
         // not yet queued: the runtime runs a task it just woke before them. Yielding once
-        // lets them queue first, so they leave together.
-        tokio::task::yield_now().await;
+        // lets them queue first, so they leave together. Only while earlier requests are in
+        // flight (concurrent load): a lone write would pay the yield and gain nothing.
+        if in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::task::yield_now().await;
+        }
         let mut by_addr: HashMap<String, Vec<Queued>> = HashMap::new();
         by_addr.entry(first.addr.clone()).or_default().push(first);
         let mut taken = 1;
@@ -98,7 +104,14 @@ async fn run(peers: Peers, mut rx: mpsc::UnboundedReceiver<Queued>) {
         }
         for (addr, queued) in by_addr {
             for group in split(queued) {
-                tokio::spawn(send(peers.clone(), addr.clone(), group));
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                let in_flight = in_flight.clone();
+                let peers = peers.clone();
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    send(peers, addr, group).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                });
             }
         }
     }

@@ -129,11 +129,22 @@ fn encoded_len(env: &Envelope) -> usize {
 
 async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut carried: Option<Pending> = None;
+    let mut busy = false;
     loop {
         let first = match carried.take() {
             Some(p) => p,
             None => match rx.recv().await {
-                Some(p) => p,
+                Some(p) => {
+                    if busy {
+                        // As in the forwarder: let the writes started in the same instant as
+                        // this one queue before the proposal leaves. Only under concurrent
+                        // load (the last proposal carried several writes): a lone write would
+                        // pay the yield and gain nothing (sequential writes measured ~5 %
+                        // slower with an unconditional yield).
+                        tokio::task::yield_now().await;
+                    }
+                    p
+                }
                 None => return,
             },
         };
@@ -152,6 +163,7 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 Err(_) => break,
             }
         }
+        busy = batch.len() > 1;
         // One proposal at a time, awaited here: writes arriving meanwhile form the next batch.
         propose_batch(&raft, batch).await;
     }
