@@ -333,6 +333,7 @@ def add_run_options(ap: Any, output: str) -> None:
     ap.add_argument("--attempts", type=int, default=2,
                     help="runs per system when failure_detection.py or .ci/run ran during the measurement")
     ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--no-install", action="store_true", help=f"do not pip install {PYSYNCOBJ} when it is missing")
     ap.add_argument("--output", default=output)
 
 
@@ -342,11 +343,37 @@ def new_run(benchmark: str, params: Dict[str, Any]) -> Dict[str, Any]:
             "versions": versions(), "params": params, "results": {}}
 
 
+# The competitor, pinned: the figures in the README were measured with this version.
+PYSYNCOBJ = "pysyncobj==0.3.17"
+
+
+def ensure_pysyncobj(install: bool) -> None:
+    """Makes sure pysyncobj imports (pip-installing the pinned version when missing, unless
+    ``install`` is false); otherwise exits with the reason before anything starts, instead of
+    every pysyncobj node failing to come up."""
+    probe = [sys.executable, "-c", "import pysyncobj.batteries, pysyncobj.version as v; print(v.VERSION)"]
+    found = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    if found.returncode != 0 and install:
+        say(f"pysyncobj is missing; pip install {PYSYNCOBJ}")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", PYSYNCOBJ],
+                             capture_output=True, text=True, timeout=600)
+        if pip.returncode != 0:
+            raise SystemExit(f"pip install {PYSYNCOBJ} failed: {pip.stderr.strip()[-300:]}")
+        found = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    if found.returncode != 0:
+        raise SystemExit(f"pysyncobj cannot be imported ({found.stderr.strip()[-200:]}); "
+                         f"pip install {PYSYNCOBJ}, or leave the pysyncobj systems out of --systems")
+
+
 def measure_systems(data: Dict[str, Any], systems: str, args: Any,
                     run: Callable[[str], Dict[str, Any]]) -> None:
     """Runs ``run(system)`` for each of the comma-separated ``systems`` (quietly, see
     ``measure_quietly``), saving the JSON after each."""
-    for system in [s.strip() for s in systems.split(",") if s.strip()]:
+    names = [s.strip() for s in systems.split(",") if s.strip()]
+    if any(name.startswith("pysyncobj") for name in names):
+        ensure_pysyncobj(install=not getattr(args, "no_install", False))
+        data["versions"] = versions()  # now with pysyncobj's
+    for system in names:
         data["results"][system] = measure_quietly(system, not args.no_wait, args.attempts,
                                                   lambda: run(system))
         write_json(args.output, data)

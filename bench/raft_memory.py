@@ -239,6 +239,7 @@ def main() -> int:
     ap.add_argument("--no-wait", action="store_true", help="do not wait for failure_detection.py or .ci/run to finish")
     ap.add_argument("--attempts", type=int, default=2,
                     help="runs per system when failure_detection.py or .ci/run ran during the measurement")
+    ap.add_argument("--no-install", action="store_true", help="do not pip install pysyncobj when it is missing")
     ap.add_argument("--output", default="raft_memory.json")
     args = ap.parse_args()
     if args.quick:
