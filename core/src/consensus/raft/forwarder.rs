@@ -237,18 +237,26 @@ mod tests {
         Instant::now() + Duration::from_secs(secs)
     }
 
+    /// One task per seq, each forwarding its write to `addr` with a 5 s deadline.
+    fn spawn_callers(
+        forwarder: &Forwarder,
+        addr: &str,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) -> Vec<JoinHandle<Forwarded>> {
+        seqs.map(|seq| {
+            let (forwarder, addr) = (forwarder.clone(), addr.to_string());
+            tokio::spawn(async move { forwarder.forward(&addr, write(seq), 64, soon(5)).await })
+        })
+        .collect()
+    }
+
     // The single-threaded runtime runs the 20 callers before the forwarding task, so all 20
     // are queued when it drains: deterministic grouping.
     #[tokio::test]
     async fn writes_queued_together_travel_as_one_request_and_each_gets_its_own_outcome() {
         let (addr, mut seen, stop) = fake_leader(None).await;
         let (forwarder, task) = Forwarder::start(Peers::new("t"));
-        let callers: Vec<_> = (1..=20u64)
-            .map(|seq| {
-                let (forwarder, addr) = (forwarder.clone(), addr.clone());
-                tokio::spawn(async move { forwarder.forward(&addr, write(seq), 64, soon(5)).await })
-            })
-            .collect();
+        let callers = spawn_callers(&forwarder, &addr, 1..=20);
         for (seq, caller) in (1..=20u64).zip(callers) {
             let outcome = caller.await.unwrap().expect("call").expect("outcome");
             assert_eq!(outcome, CommandResult::WorkId(seq.to_string()));
@@ -298,12 +306,7 @@ mod tests {
         let addr = dead.local_addr().unwrap().to_string();
         drop(dead);
         let (forwarder, _task) = Forwarder::start(Peers::new("t"));
-        let callers: Vec<_> = (1..=3u64)
-            .map(|seq| {
-                let (forwarder, addr) = (forwarder.clone(), addr.clone());
-                tokio::spawn(async move { forwarder.forward(&addr, write(seq), 64, soon(5)).await })
-            })
-            .collect();
+        let callers = spawn_callers(&forwarder, &addr, 1..=3);
         for caller in callers {
             let got = caller.await.unwrap();
             assert!(
