@@ -271,6 +271,7 @@ impl RaftNode {
             address,
             node.single_voter,
             node.quorum_ack_limit,
+            node.stopped.subscribe(),
         ));
         if let Some(replica) = &node.replica {
             node.spawn(split_vote::break_split_votes(
@@ -380,6 +381,14 @@ impl RaftNode {
             .unwrap_or(0)
     }
 
+    /// Whether this voter's Raft core has ended without `stop()` (its metrics channel closes
+    /// with it). A client node has no core.
+    fn core_ended(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_some_and(|r| r.raft.metrics().has_changed().is_err())
+    }
+
     fn leader_target(&self) -> Option<(NodeId, String)> {
         if let Some(replica) = &self.replica {
             let m = replica.raft.metrics().borrow().clone();
@@ -464,6 +473,19 @@ impl RaftNode {
         loop {
             if *self.stopped.borrow() {
                 return Err(Error::new(ErrorKind::Shutdown, "the Raft node is stopped"));
+            }
+            // A core that stopped on a fatal error answers nothing until a restart: say so
+            // now rather than retrying until the deadline.
+            if self.core_ended() {
+                let why = "the Raft core of this node stopped on a fatal error (see its log); restart the node";
+                return Err(if maybe_applied {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("{why}; the write may or may not have been applied"),
+                    )
+                } else {
+                    Error::new(ErrorKind::Unavailable, why)
+                });
             }
             let now = Instant::now();
             if now >= deadline {
@@ -833,6 +855,7 @@ async fn watch_metrics(
     address: String,
     single_voter: bool,
     quorum_ack_limit: Duration,
+    stopped: watch::Receiver<bool>,
 ) {
     let mut metrics = raft.metrics();
     let mut last_leader: Option<NodeId> = None;
@@ -880,7 +903,27 @@ async fn watch_metrics(
         // Quorum freshness changes without a metrics event: re-check at the heartbeat pace.
         match tokio::time::timeout(quorum_ack_limit / 2, metrics.changed()).await {
             Ok(Ok(())) | Err(_) => {}
-            Ok(Err(_)) => return,
+            Ok(Err(_)) => {
+                // The metrics end with the Raft core: at `stop()`, or on their own when the
+                // core stopped on a fatal error (a failed log write, a panic inside openraft).
+                // Then this node leads nothing and follows no one until it is restarted; the
+                // last status must not stay up saying otherwise (`is_leader` is read as fact).
+                if !*stopped.borrow() {
+                    tracing::error!(
+                        "the Raft core stopped on its own; this node takes no part in \
+                         consensus until it is restarted"
+                    );
+                    if let Ok(mut s) = status.write() {
+                        s.is_leader = false;
+                        s.leader_id.clear();
+                        s.leader_address.clear();
+                    }
+                    if last_leader.is_some() {
+                        on_leader(String::new());
+                    }
+                }
+                return;
+            }
         }
     }
 }
@@ -973,5 +1016,70 @@ async fn leader_duties(
                 ))
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::NewWorkItem;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// A core that ends on its own (here: shut down behind the node's back, as a fatal
+    /// storage error or a panic inside openraft would end it) must not leave the status saying
+    /// this node leads: the leader fields clear, "no leader" is reported, writes fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_core_that_stops_on_its_own_clears_the_leader_it_reported() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = RaftNodeConfig {
+            node_id: "solo".into(),
+            cluster_name: "core-end-test".into(),
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            advertise_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            data_dir: dir.path().to_path_buf(),
+            voters: Vec::new(),
+            heartbeat_interval: Duration::from_millis(30),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            snapshot_interval: Duration::from_secs(3600),
+            join_existing: false,
+        };
+        let changes = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = {
+            let changes = changes.clone();
+            Arc::new(move |leader: String| changes.lock().unwrap().push(leader)) as LeaderSink
+        };
+        let node = RaftNode::start(cfg, sink).await.expect("start");
+        let add = |id: &str| Command::WorkAdd {
+            item: NewWorkItem::new(id, "selfplay"),
+            force: false,
+        };
+        // A write waits for the election within its timeout.
+        node.write(add("w1"), Duration::from_secs(10), None)
+            .await
+            .expect("first write");
+        assert!(node.status().is_leader);
+
+        let raft = node.replica.as_ref().expect("a voter").raft.clone();
+        raft.shutdown().await.expect("core shutdown");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while node.status().is_leader || !node.status().leader_id.is_empty() {
+            assert!(Instant::now() < deadline, "status still names a leader");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            changes.lock().unwrap().last().map(String::as_str),
+            Some(""),
+            "no leader reported"
+        );
+        // Refused as not applied, at once: before, it was proposed to the dead core again and
+        // again, and ended as "may or may not have been applied" at its deadline.
+        let err = node
+            .write(add("w2"), Duration::from_secs(10), None)
+            .await
+            .expect_err("no core, no write");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.message().contains("restart the node"), "{err}");
+        node.stop().await;
     }
 }
