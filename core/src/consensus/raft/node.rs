@@ -37,6 +37,10 @@ use tokio::time::Instant;
 /// Pause between retries while there is no leader (an election takes a few election timeouts).
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
 
+/// Why a write or linearizable read is refused once the Raft core stopped on its own.
+const CORE_ENDED: &str =
+    "the Raft core of this node stopped on a fatal error (see its log); restart the node";
+
 /// How to start a node.
 #[derive(Debug, Clone)]
 pub struct RaftNodeConfig {
@@ -477,7 +481,7 @@ impl RaftNode {
             // A core that stopped on a fatal error answers nothing until a restart: say so
             // now rather than retrying until the deadline.
             if self.core_ended() {
-                let why = "the Raft core of this node stopped on a fatal error (see its log); restart the node";
+                let why = CORE_ENDED;
                 return Err(if maybe_applied {
                     Error::new(
                         ErrorKind::Timeout,
@@ -603,6 +607,11 @@ impl RaftNode {
             return self.read_remote(query, deadline).await;
         };
         if !stale_ok {
+            // The replica's file still answers `stale_ok` reads; nothing can confirm it is
+            // current any more.
+            if self.core_ended() {
+                return Err(Error::new(ErrorKind::Unavailable, CORE_ENDED));
+            }
             let index = self.read_index(deadline).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             replica
@@ -1080,6 +1089,18 @@ mod tests {
             .expect_err("no core, no write");
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.message().contains("restart the node"), "{err}");
+        // A linearizable read is refused the same way; the replica still serves a stale one.
+        let err = node
+            .read(ReadQuery::WorkStats, false, Duration::from_secs(10))
+            .await
+            .expect_err("nothing confirms the replica is current");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.message().contains("restart the node"), "{err}");
+        let stats = node
+            .read(ReadQuery::WorkStats, true, Duration::from_secs(10))
+            .await
+            .expect("stale read");
+        assert_eq!(stats["pending"], serde_json::json!(1));
         node.stop().await;
     }
 }
