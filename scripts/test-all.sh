@@ -16,9 +16,13 @@ step "python tooling"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
     "maturin==1.16.0" "pytest==9.2.0" "pytest-asyncio==1.3.0"
 
-step "rustfmt and clippy"
+step "rustfmt, clippy and rustdoc"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Broken intra-doc links fail here, not on a reader's `cargo doc` (private items included:
+# the module docs explain the internals to the next developer).
+RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
+    cargo doc --workspace --no-deps --document-private-items --locked --quiet
 
 step "rust tests (unit, storage, simulation, loopback clusters)"
 cargo test --workspace --locked

@@ -684,7 +684,7 @@ impl Config {
 
     /// Reads the `RINGRIFT_*` environment variables over the preset and validates the result.
     /// Same as [`Config::from_sources`] with no explicit keys. A variable of [`KEYS`] whose value
-    /// is not UTF-8 is an error naming it ([`check_env_utf8`]).
+    /// is not UTF-8 is an error naming it.
     pub fn from_env() -> Result<Config> {
         check_env_utf8()?;
         Config::from_sources(&BTreeMap::new(), &env_value)

@@ -70,8 +70,8 @@ pub struct RaftNodeConfig {
 }
 
 /// Most entries in one AppendEntries. An entry holds at most
-/// [`proposer::MAX_WRITE_BYTES`](super::proposer::MAX_WRITE_BYTES) (one large write) or a batch
-/// of about [`proposer::MAX_BYTES`](super::proposer::MAX_BYTES), so one RPC stays at 32 MiB at
+/// [`proposer::MAX_WRITE_BYTES`] (one large write) or a batch of about
+/// [`proposer::MAX_BYTES`], so one RPC stays at 32 MiB at
 /// most: inside the frame limit, which a lagging follower's catch-up must never hit.
 pub const MAX_ENTRIES_PER_APPEND: u64 = 32;
 
