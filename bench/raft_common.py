@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 # The failure-detection harness's process helpers (bench/ is on sys.path: the scripts run from it).
-from adapters.base import host_cpu_times, kill_group, process_cpu_seconds
+from adapters.base import host_cpu_times, kill_group, pip_install, process_cpu_seconds, run_quiet
 from cluster import free_ports  # noqa: F401  (the scripts call rc.free_ports)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -352,16 +352,15 @@ def ensure_pysyncobj(install: bool) -> None:
     ``install`` is false); otherwise exits with the reason before anything starts, instead of
     every pysyncobj node failing to come up."""
     probe = [sys.executable, "-c", "import pysyncobj.batteries, pysyncobj.version as v; print(v.VERSION)"]
-    found = subprocess.run(probe, capture_output=True, text=True, timeout=60)
-    if found.returncode != 0 and install:
+    rc, out = run_quiet(probe, 60)
+    if rc != 0 and install:
         say(f"pysyncobj is missing; pip install {PYSYNCOBJ}")
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", PYSYNCOBJ],
-                             capture_output=True, text=True, timeout=600)
-        if pip.returncode != 0:
-            raise SystemExit(f"pip install {PYSYNCOBJ} failed: {pip.stderr.strip()[-300:]}")
-        found = subprocess.run(probe, capture_output=True, text=True, timeout=60)
-    if found.returncode != 0:
-        raise SystemExit(f"pysyncobj cannot be imported ({found.stderr.strip()[-200:]}); "
+        ok, why = pip_install(PYSYNCOBJ)
+        if not ok:
+            raise SystemExit(why)
+        rc, out = run_quiet(probe, 60)
+    if rc != 0:
+        raise SystemExit(f"pysyncobj cannot be imported ({out.strip()[-200:]}); "
                          f"pip install {PYSYNCOBJ}, or leave the pysyncobj systems out of --systems")
 
 
