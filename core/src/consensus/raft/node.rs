@@ -1053,11 +1053,10 @@ mod tests {
             snapshot_interval: Duration::from_secs(3600),
             join_existing: false,
         };
-        let changes = Arc::new(Mutex::new(Vec::<String>::new()));
-        let sink = {
-            let changes = changes.clone();
-            Arc::new(move |leader: String| changes.lock().unwrap().push(leader)) as LeaderSink
-        };
+        let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let sink = Arc::new(move |leader: String| {
+            let _ = changes_tx.send(leader);
+        }) as LeaderSink;
         let node = RaftNode::start(cfg, sink).await.expect("start");
         let add = |id: &str| Command::WorkAdd {
             item: NewWorkItem::new(id, "selfplay"),
@@ -1071,31 +1070,39 @@ mod tests {
 
         let raft = node.replica.as_ref().expect("a voter").raft.clone();
         raft.shutdown().await.expect("core shutdown");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while node.status().is_leader || !node.status().leader_id.is_empty() {
-            assert!(Instant::now() < deadline, "status still names a leader");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(
-            changes.lock().unwrap().last().map(String::as_str),
-            Some(""),
-            "no leader reported"
+        // "No leader" is reported after the status was cleared: await the report.
+        let reported = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(leader) = changes.recv().await {
+                if leader.is_empty() {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(reported, Ok(true), "no leader reported");
+        let status = node.status();
+        assert!(
+            !status.is_leader && status.leader_id.is_empty(),
+            "{status:?}"
         );
+        let refused = |err: Error| {
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            assert!(err.message().contains("restart the node"), "{err}");
+        };
         // Refused as not applied, at once: before, it was proposed to the dead core again and
         // again, and ended as "may or may not have been applied" at its deadline.
-        let err = node
-            .write(add("w2"), Duration::from_secs(10), None)
-            .await
-            .expect_err("no core, no write");
-        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-        assert!(err.message().contains("restart the node"), "{err}");
+        refused(
+            node.write(add("w2"), Duration::from_secs(10), None)
+                .await
+                .expect_err("no core, no write"),
+        );
         // A linearizable read is refused the same way; the replica still serves a stale one.
-        let err = node
-            .read(ReadQuery::WorkStats, false, Duration::from_secs(10))
-            .await
-            .expect_err("nothing confirms the replica is current");
-        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-        assert!(err.message().contains("restart the node"), "{err}");
+        refused(
+            node.read(ReadQuery::WorkStats, false, Duration::from_secs(10))
+                .await
+                .expect_err("nothing confirms the replica is current"),
+        );
         let stats = node
             .read(ReadQuery::WorkStats, true, Duration::from_secs(10))
             .await
