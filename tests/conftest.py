@@ -32,13 +32,11 @@ def take_free_ports(count: int) -> List[int]:
     """`count` distinct ports bindable for TCP and UDP on 127.0.0.1 right now."""
     out: List[int] = []
     for _ in range(_SPAN):
-        if len(out) == count:
-            return out
         port = _LOW + next(_next_offsets) % _SPAN
         if _bindable(port):
             out.append(port)
-    if len(out) == count:
-        return out
+            if len(out) == count:
+                return out
     raise RuntimeError(f"fewer than {count} free ports in {_LOW}..{_LOW + _SPAN}")
 
 
