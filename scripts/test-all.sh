@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of swimraft: Rust (fmt, clippy, unit, simulation, loopback clusters), the
+# Runs every test of swimraft: Rust (fmt, clippy, rustdoc, unit, simulation, loopback clusters), the
 # Python package (built and installed with `pip install .`), the C ABI program and the
 # multi-process cluster tests. Installs what it needs; safe to run on a fresh clone.
 set -euo pipefail
